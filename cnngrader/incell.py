@@ -1,0 +1,31 @@
+"""Hidden checks run inside a notebook kernel.
+
+The source notebook's hidden test regions call :func:`run_check`. This is the
+path ``nbgrader validate`` and a plain ``nbgrader autograde`` take. With the
+hardened configuration the verdict for every graded test cell is replaced by
+the trusted, sandboxed one (:mod:`cnngrader.preprocessors`), and inside that
+sandbox this package is not even importable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from . import cases
+from .hidden_data import HiddenData
+from .verdicts import run_in_process
+
+
+@lru_cache(maxsize=1)
+def _data() -> HiddenData:
+    return HiddenData()
+
+
+def run_check(grade_id: str, namespace: dict[str, Any]) -> None:
+    """Run the hidden check ``grade_id`` on the functions in ``namespace``; raise on failure."""
+    verdict = run_in_process(namespace, grade_id, _data())
+    if not verdict.passed:
+        raise AssertionError(verdict.message)
+    check = cases.by_grade_id()[grade_id]
+    print(f"hidden tests passed: {check.function} - {check.prop}")

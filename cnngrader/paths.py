@@ -1,0 +1,52 @@
+"""Where things live in the course repository.
+
+Every location can be overridden with an environment variable so that tests
+can grade inside a temporary copy of the course.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ASSIGNMENT = "conv_step_by_step"
+#: Graded functions, in the order the notebook teaches them.
+FUNCTIONS = (
+    "zero_pad",
+    "conv_single_step",
+    "conv_forward",
+    "pool_forward",
+    "conv_backward",
+    "create_mask_from_window",
+    "distribute_value",
+    "pool_backward",
+)
+
+
+def course_root() -> Path:
+    """The course directory (the one holding ``nbgrader_config.py``)."""
+    env = os.environ.get("CNN_COURSE_ROOT")
+    return Path(env).resolve() if env else Path(__file__).resolve().parents[1]
+
+
+def source_notebook(assignment: str = ASSIGNMENT, root: Path | None = None) -> Path:
+    root = root or course_root()
+    return root / "source" / assignment / f"{assignment}.ipynb"
+
+
+def release_notebook(assignment: str = ASSIGNMENT, root: Path | None = None) -> Path:
+    root = root or course_root()
+    return root / "release" / assignment / f"{assignment}.ipynb"
+
+
+def hidden_data_file(assignment: str = ASSIGNMENT, root: Path | None = None) -> Path:
+    """HDF5 file with hidden inputs and expected outputs.
+
+    It lives in ``grader_data/``, outside ``source/<assignment>/``, so nbgrader
+    never copies it into a release or an autograded folder.
+    """
+    env = os.environ.get("CNN_HIDDEN_DATA")
+    if env:
+        return Path(env)
+    root = root or course_root()
+    return root / "grader_data" / f"{assignment}_hidden.h5"
