@@ -1,0 +1,32 @@
+"""Pools over a zero-padded input (pad 1) as if it were a conv layer, changing the output size."""
+# ruff: noqa: F821
+import numpy as np
+
+
+def pool_forward(A_prev, hparameters, mode="max"):
+    (m, n_H_prev, n_W_prev, n_C_prev) = A_prev.shape
+    f = hparameters["f"]
+    stride = hparameters["stride"]
+
+    n_H = (n_H_prev - f + 2) // stride + 1
+    n_W = (n_W_prev - f + 2) // stride + 1
+    n_C = n_C_prev
+    A = np.zeros((m, n_H, n_W, n_C))
+    A_prev_pad = zero_pad(A_prev, 1)
+
+    for i in range(m):
+        for h in range(n_H):
+            vert_start = h * stride
+            vert_end = vert_start + f
+            for w in range(n_W):
+                horiz_start = w * stride
+                horiz_end = horiz_start + f
+                for c in range(n_C):
+                    window = A_prev_pad[i, vert_start:vert_end, horiz_start:horiz_end, c]
+                    if mode == "max":
+                        A[i, h, w, c] = np.max(window)
+                    elif mode == "average":
+                        A[i, h, w, c] = np.mean(window)
+
+    cache = (A_prev, hparameters)
+    return A, cache
