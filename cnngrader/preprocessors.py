@@ -1,0 +1,180 @@
+"""nbgrader preprocessors that harden autograding (wired in by ``nbgrader_config.py``).
+
+``SandboxedExecute``
+    nbgrader's Execute, but the kernel runs in bubblewrap with resource
+    limits, output is capped while it streams in, and a kernel that dies or
+    hangs ends execution with a note instead of failing the submission.
+
+``TrustedVerdicts``
+    Replaces the outputs of every graded test cell with a verdict decided
+    outside the student's kernel (:mod:`cnngrader.verdicts`). Whatever the
+    student's code did to its own kernel, the score of a test cell depends
+    only on what the student's functions return for the hidden inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from nbconvert.exporters.exporter import ResourcesDict
+from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Float, Integer
+from traitlets.config import Configurable
+
+from . import cases, paths
+from .hidden_data import HiddenData, ensure_current
+from .sandbox import Limits, SandboxedKernelManager
+
+#: Where per-submission grading records go (instructor-side, next to the gradebook).
+RECORDS_DIR = ".grading/results"
+
+
+class CnnLimits(Configurable):
+    """Resource limits for student code, set in ``nbgrader_config.py``."""
+
+    memory_bytes = Integer(2 * 1024**3, help="address-space cap per student process").tag(config=True)
+    cpu_seconds = Integer(20, help="CPU seconds per graded function").tag(config=True)
+    wall_seconds = Float(20.0, help="wall-clock seconds per graded function").tag(config=True)
+    max_file_bytes = Integer(64 * 1024**2, help="largest file student code may write").tag(config=True)
+    kernel_cpu_seconds = Integer(300, help="CPU seconds for the whole notebook kernel").tag(config=True)
+    kernel_wall_seconds = Float(180.0, help="wall-clock seconds for running the whole notebook").tag(config=True)
+    max_output_bytes = Integer(200_000, help="output kept per cell; the rest is dropped").tag(config=True)
+
+    def limits(self) -> Limits:
+        env_wall = os.environ.get("CNN_WALL_SECONDS")
+        wall = float(env_wall) if env_wall else self.wall_seconds
+        cpu = max(1, int(wall)) if env_wall else self.cpu_seconds
+        return Limits(memory=self.memory_bytes, cpu=cpu, wall=wall, fsize=self.max_file_bytes,
+                      kernel_cpu=self.kernel_cpu_seconds)
+
+
+class SandboxedExecute(Execute):
+    """Execute the notebook in a sandboxed kernel; never let the kernel sink the submission."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs["kernel_manager_class"] = SandboxedKernelManager
+        super().__init__(*args, **kwargs)
+        self._cnn = CnnLimits(parent=self)
+        self._out_bytes: dict[int, int] = {}
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict, km: Any = None):
+        self._out_bytes = {}
+        resources.setdefault("cnn", {})["kernel"] = "ok"
+        watchdog = threading.Timer(self._cnn.kernel_wall_seconds, self._kill_kernel, args=(resources,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            return super().preprocess(nb, resources, km)
+        except Exception as exc:  # DeadKernelError, timeouts, a broken kernel
+            note = resources["cnn"].get("kernel", "ok")
+            if note == "ok":
+                note = f"the notebook kernel stopped: {type(exc).__name__}: {str(exc)[:200]}"
+            resources["cnn"]["kernel"] = note
+            self.log.warning("%s", note)
+            return nb, resources
+        finally:
+            watchdog.cancel()
+
+    def _kill_kernel(self, resources: ResourcesDict) -> None:
+        resources["cnn"]["kernel"] = (f"the notebook run was stopped after {self._cnn.kernel_wall_seconds:g} s")
+        km = getattr(self, "km", None)
+        proc = getattr(getattr(km, "provisioner", None), "process", None)
+        if proc is not None:
+            try:
+                os.killpg(os.getpgid(proc.pid), 9)
+            except (ProcessLookupError, PermissionError, OSError):
+                try:
+                    proc.kill()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def output(self, outs: list[NotebookNode], msg: dict, display_id: str | None, cell_index: int):
+        """Keep at most ``max_output_bytes`` per cell, so a flood cannot exhaust the grader."""
+        used = self._out_bytes.get(cell_index, 0)
+        cap = self._cnn.max_output_bytes
+        if used >= cap:
+            return None
+        content = msg.get("content", {})
+        size = len(json.dumps(content, default=str)) if msg.get("msg_type") != "stream" \
+            else len(content.get("text", ""))
+        self._out_bytes[cell_index] = used + size
+        if used + size > cap:
+            note = NotebookNode(output_type="stream", name="stdout",
+                                text=f"\n[output truncated: this cell printed more than {cap // 1000} kB]\n")
+            outs.append(note)
+            return note
+        return super().output(outs, msg, display_id, cell_index)
+
+
+@lru_cache(maxsize=2)
+def _hidden(path: str, mtime: float) -> HiddenData:
+    return HiddenData(Path(path))
+
+
+def hidden_data() -> HiddenData:
+    path = ensure_current()
+    return _hidden(str(path), path.stat().st_mtime)
+
+
+def verdict_outputs(check: cases.Check, passed: bool, message: str) -> list[NotebookNode]:
+    """The outputs nbgrader scores: none for a pass, one error for a failure."""
+    if passed:
+        return [NotebookNode(output_type="stream", name="stdout",
+                             text=f"Hidden tests passed: {check.function} - {check.prop}\n")]
+    lines = message.splitlines() or ["failed"]
+    return [NotebookNode(output_type="error", ename="HiddenTestFailure", evalue=lines[0],
+                         traceback=["HiddenTestFailure: hidden tests failed", *lines])]
+
+
+class TrustedVerdicts(NbGraderPreprocessor):
+    """Score graded test cells from sandboxed runs judged outside the student's process."""
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict):
+        limits = CnnLimits(parent=self).limits()
+        workdir = resources.get("metadata", {}).get("path")
+        started = time.monotonic()
+        run = __import__("cnngrader.verdicts", fromlist=["run_verdicts"]).run_verdicts(
+            nb, Path(workdir) if workdir else None, hidden_data(), limits)
+        registry = cases.by_grade_id()
+        for cell in nb.cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            grade_id = meta.get("grade_id")
+            if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+                continue
+            if grade_id in run.verdicts:
+                verdict = run.verdicts[grade_id]
+                cell.outputs = verdict_outputs(registry[grade_id], verdict.passed, verdict.message)
+            else:
+                # A graded cell with no trusted check cannot be trusted: it scores nothing.
+                cell.outputs = verdict_outputs(
+                    cases.Check(grade_id or "?", "unknown", 0, "unknown test cell", "shape"), False,
+                    "this test cell is not part of the course's hidden checks")
+        self._record(resources, run, time.monotonic() - started)
+        return nb, resources
+
+    def _record(self, resources: ResourcesDict, run: Any, seconds: float) -> None:
+        info = resources.get("nbgrader", {})
+        student, assignment = info.get("student"), info.get("assignment")
+        if not student or not assignment:
+            return
+        record = {
+            "student": student,
+            "assignment": assignment,
+            "sandboxed": run.sandboxed,
+            "kernel": resources.get("cnn", {}).get("kernel", "not run"),
+            "functions": run.process_notes,
+            "verdicts": {gid: {"passed": v.passed, "messages": v.messages} for gid, v in run.verdicts.items()},
+            "verdict_seconds": round(seconds, 3),
+        }
+        out = paths.course_root() / RECORDS_DIR / assignment
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f".{student}.json.tmp"
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, out / f"{student}.json")

@@ -1,0 +1,153 @@
+"""Build student submissions from the release notebook: the demo's examples and the test fixtures.
+
+A submission is described, not stored: the release notebook with some
+solution cells replaced (by the reference, by a mutant from ``tests/mutants``
+or by any other source), plus optional extra cells or deletions. Building
+them from the current release keeps every fixture in step with the notebook.
+
+``python -m cnngrader.submissions --out submitted`` writes the demo set:
+
+========  ==========================================================
+alice     the reference solutions: should score 100
+bob       the blank release: should score 0
+carol     realistic bugs in three functions (stride forgotten in
+          conv_forward, ``=`` instead of ``+=`` in pool_backward,
+          ``dz / n_H * n_W`` in distribute_value)
+dave      a notebook that is not valid JSON
+erin      a submission folder with the notebook missing (renamed)
+========  ==========================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import shutil
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from . import paths, reference
+
+MUTANTS_DIR = Path(__file__).resolve().parents[1] / "tests" / "mutants"
+VARIANTS_DIR = Path(__file__).resolve().parents[1] / "tests" / "variants"
+
+
+def strip_markers(source: str) -> str:
+    """Remove nbgrader's solution markers, leaving the code as a student would submit it."""
+    return "\n".join(line for line in source.splitlines()
+                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+
+
+def reference_cells() -> dict[str, str]:
+    return {gid: strip_markers(src) for gid, src in reference.solution_cells().items()}
+
+
+def read_release(path: Path | None = None) -> NotebookNode:
+    return nbformat.read(str(path or paths.release_notebook()), as_version=4)
+
+
+def functions_in(source: str) -> list[str]:
+    """Names of the top-level functions a file defines."""
+    return [node.name for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)]
+
+
+def build(cells: dict[str, str] | None = None, *, release: Path | None = None, extra: list[str] | None = None,
+          drop: list[str] | None = None, edit: dict[str, str] | None = None) -> NotebookNode:
+    """The release notebook with solution cells replaced.
+
+    ``cells`` maps a solution ``grade_id`` to its new source; ``extra`` cells
+    are appended as plain student cells (inserted right after the setup
+    cell, where student code runs before everything else); ``drop`` removes
+    cells by grade_id; ``edit`` replaces the source of any cell by grade_id.
+    """
+    nb = copy.deepcopy(read_release(release))
+    cells, drop, edit = cells or {}, set(drop or ()), edit or {}
+    kept = []
+    for cell in nb.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid in drop:
+            continue
+        if gid in cells:
+            cell.source = cells[gid]
+        if gid in edit:
+            cell.source = edit[gid]
+        kept.append(cell)
+        if gid == "setup":
+            for n, src in enumerate(extra or ()):
+                new = nbformat.v4.new_code_cell(src)
+                new.id = f"student-extra-{n}"
+                kept.append(new)
+    nb.cells = kept
+    return nb
+
+
+def solved(**kwargs) -> NotebookNode:
+    """The release with every function filled in from the reference."""
+    cells = reference_cells()
+    cells.update(kwargs.pop("cells", None) or {})
+    return build(cells, **kwargs)
+
+
+def with_file(path: Path, base: dict[str, str] | None = None) -> NotebookNode:
+    """The solved release with each function defined in ``path`` (a mutant or variant) swapped in."""
+    source = path.read_text()
+    cells = dict(base or reference_cells())
+    for name in functions_in(source):
+        cells[name] = source
+    return build(cells)
+
+
+def write(nb: NotebookNode, submitted: Path, student: str, assignment: str = paths.ASSIGNMENT) -> Path:
+    folder = submitted / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{assignment}.ipynb"
+    nbformat.write(nb, str(out))
+    return out
+
+
+DEMO_BUGS = ("conv_forward__stride_forgotten", "pool_backward__max_assign_not_add",
+             "distribute_value__precedence")
+
+
+def _mutant(name: str) -> Path:
+    matches = sorted(MUTANTS_DIR.glob(f"{name}.py"))
+    if not matches:
+        raise FileNotFoundError(f"no mutant named {name} in {MUTANTS_DIR}")
+    return matches[0]
+
+
+def write_demo(submitted: Path) -> list[str]:
+    """Write the demo students into ``submitted`` and return their ids."""
+    if submitted.exists():
+        shutil.rmtree(submitted)
+    write(solved(), submitted, "alice")
+    write(read_release(), submitted, "bob")
+    cells = reference_cells()
+    for bug in DEMO_BUGS:
+        src = _mutant(bug).read_text()
+        for name in functions_in(src):
+            cells[name] = src
+    write(build(cells), submitted, "carol")
+    bad = submitted / "dave" / paths.ASSIGNMENT
+    bad.mkdir(parents=True)
+    (bad / f"{paths.ASSIGNMENT}.ipynb").write_text('{"cells": [ {"cell_type": "code", "source": "def zero_pad(')
+    missing = submitted / "erin" / paths.ASSIGNMENT
+    missing.mkdir(parents=True)
+    nbformat.write(solved(), str(missing / "my_copy_of_the_notebook.ipynb"))
+    return ["alice", "bob", "carol", "dave", "erin"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write the demo submissions.")
+    parser.add_argument("--out", type=Path, default=paths.course_root() / "submitted")
+    args = parser.parse_args(argv)
+    students = write_demo(args.out)
+    print(f"wrote {len(students)} demo submissions to {args.out}: {', '.join(students)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""nbgrader configuration for "Convolutional Neural Networks, step by step".
+
+Grading is hardened here, so the stock commands (``nbgrader autograde``,
+``generate_feedback``, ``export``, formgrader) all use it:
+
+* the notebook kernel runs inside bubblewrap with resource limits
+  (``cnngrader.preprocessors.SandboxedExecute``);
+* every graded test cell's score is replaced by a trusted verdict computed
+  outside the student's kernel (``cnngrader.preprocessors.TrustedVerdicts``);
+* deleted test cells are restored from the source (``add_missing_cells``);
+* feedback never shows hidden test source (``ClearHiddenTests``).
+
+Set ``CNN_STOCK_NBGRADER=1`` to get nbgrader's plain behaviour (used by the
+benchmark as the baseline).
+"""
+
+import os
+from pathlib import Path
+
+c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
+
+HERE = Path(__file__).resolve().parent
+
+c.CourseDirectory.root = str(HERE)
+c.CourseDirectory.course_id = "cnn_step_by_step"
+# SQLite by default; the timeout lets parallel graders wait for each other's
+# short write transactions instead of failing. Set CNN_DB_URL for PostgreSQL.
+c.CourseDirectory.db_url = os.environ.get("CNN_DB_URL", f"sqlite:///{HERE / 'gradebook.db'}?timeout=60")
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+c.Execute.timeout = 30
+c.LimitOutput.max_lines = 200
+c.LimitOutput.max_traceback = 40
+
+if not os.environ.get("CNN_STOCK_NBGRADER"):
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        ClearHiddenTests,
+        IgnorePattern,
+        LimitOutput,
+        SaveAutoGrades,
+    )
+    from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades
+
+    from cnngrader.preprocessors import SandboxedExecute, TrustedVerdicts
+
+    c.OverwriteCells.add_missing_cells = True
+    c.Autograde.autograde_preprocessors = [
+        SandboxedExecute,
+        TrustedVerdicts,
+        IgnorePattern,
+        ClearMetadataPreprocessor,
+        LimitOutput,
+        SaveAutoGrades,
+        AssignLatePenalties,
+        CheckCellMetadata,
+    ]
+    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+
+    # Limits for every process that runs student code.
+    c.CnnLimits.memory_bytes = 2 * 1024**3
+    c.CnnLimits.cpu_seconds = 20
+    c.CnnLimits.wall_seconds = 20.0
+    c.CnnLimits.max_file_bytes = 64 * 1024**2
+    c.CnnLimits.kernel_cpu_seconds = 300
+    c.CnnLimits.kernel_wall_seconds = 180.0
+    c.CnnLimits.max_output_bytes = 200_000
