@@ -194,6 +194,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         cwd = kw.get("cwd") or os.getcwd()
         work = self._private / "work"
         shutil.copytree(cwd, work, symlinks=False, ignore=_ignore_large, dirs_exist_ok=True)
+        # The kernel's own chatter (connection banners, warnings) is not the student's output.
+        kw["stdout"] = subprocess.DEVNULL
+        kw["stderr"] = subprocess.DEVNULL
         env = {k: v for k, v in (kw.get("env") or {}).items() if k.startswith("NBGRADER_")}
         env["JPY_PARENT_PID"] = ""
         ok, _ = sandbox_status()

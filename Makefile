@@ -1,0 +1,83 @@
+# Course "Convolutional Neural Networks, step by step" - see README.md.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(abspath $(VENV))/bin/python
+# nbgrader runs `alembic` in a subprocess: the venv's bin/ must be on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+ASSIGNMENT ?= conv_step_by_step
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+N ?= 20
+PYTEST_ARGS ?=
+
+.PHONY: help venv system-deps hidden-data release validate demo grade feedback export report figures \
+        summary test lint lab bench accuracy clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+venv: $(VENV)/.installed  ## create the virtual environment with pinned requirements
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+system-deps:  ## bubblewrap for the sandbox (apt as root, otherwise prints how)
+	@scripts/system-deps.sh bubblewrap
+
+hidden-data: venv  ## build grader_data/ (hidden inputs and expectations) if the solutions changed
+	$(PY) -m cnngrader.hidden_data --if-stale
+
+release: venv hidden-data  ## regenerate release/ from source/ with nbgrader
+	nbgrader generate_assignment $(ASSIGNMENT) --force
+
+validate: venv hidden-data  ## nbgrader validate on the source notebook
+	nbgrader validate source/$(ASSIGNMENT)/$(ASSIGNMENT).ipynb
+
+demo: venv system-deps release  ## the whole course on the bundled example submissions
+	$(PY) -m cnngrader.submissions --out submitted
+	$(PY) -m cnngrader.batch --assignment $(ASSIGNMENT) --jobs $(JOBS) --no-summary
+	nbgrader generate_feedback $(ASSIGNMENT) --force
+	$(PY) -m cnngrader.report --assignment $(ASSIGNMENT)
+	$(PY) -m cnngrader.batch --assignment $(ASSIGNMENT) --summary-only
+
+grade: venv system-deps hidden-data  ## grade everything in submitted/ in parallel (ASSIGNMENT, JOBS)
+	$(PY) -m cnngrader.batch --assignment $(ASSIGNMENT) --jobs $(JOBS)
+
+feedback: venv  ## HTML feedback for every graded student (no hidden test source)
+	nbgrader generate_feedback $(ASSIGNMENT) --force
+
+export: venv  ## grades.csv via nbgrader export
+	nbgrader export
+
+report: venv  ## feedback/report.html: histogram, per-function means, failure reasons, attention list
+	$(PY) -m cnngrader.report --assignment $(ASSIGNMENT)
+
+summary: venv  ## print the per-student, per-function table from the gradebook
+	$(PY) -m cnngrader.batch --assignment $(ASSIGNMENT) --summary-only
+
+figures: venv  ## redraw source/<assignment>/images/
+	$(PY) -m cnngrader.figures
+
+lab: venv  ## JupyterLab on the student release
+	scripts/lab.sh
+
+test: venv  ## the whole test suite (installs bubblewrap, chromium, postgresql when root)
+	@scripts/system-deps.sh bubblewrap chromium postgresql
+	$(PY) -m cnngrader.hidden_data --if-stale
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv  ## ruff
+	ruff check .
+
+bench: venv system-deps hidden-data  ## stock nbgrader vs hardened parallel grading on N submissions
+	$(PY) -m cnngrader.bench --n $(N) --jobs $(JOBS)
+
+accuracy: venv system-deps hidden-data  ## mutants caught, variants passed, isolation holding
+	$(PY) -m cnngrader.accuracy --jobs $(JOBS)
+
+clean:  ## remove generated grading output (keeps the venv)
+	rm -rf autograded/*/ feedback/*/ submitted/*/ .grading gradebook.db grades.csv grades_by_function.csv
