@@ -17,6 +17,8 @@ benchmark as the baseline).
 import os
 from pathlib import Path
 
+from cnngrader.paths import normalise_db_url
+
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
 HERE = Path(__file__).resolve().parent
@@ -25,30 +27,48 @@ c.CourseDirectory.root = str(HERE)
 c.CourseDirectory.course_id = "cnn_step_by_step"
 # SQLite by default; the timeout lets parallel graders wait for each other's
 # short write transactions instead of failing. Set CNN_DB_URL for PostgreSQL.
-c.CourseDirectory.db_url = os.environ.get("CNN_DB_URL", f"sqlite:///{HERE / 'gradebook.db'}?timeout=60")
+c.CourseDirectory.db_url = normalise_db_url(
+    os.environ.get("CNN_DB_URL", f"sqlite:///{HERE / 'gradebook.db'}?timeout=60"))
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
-c.Execute.timeout = 30
+# Per-cell limit for the notebook kernel: ten times what the naive loop
+# reference needs for all of a function's hidden cases (measured by make accuracy).
+c.Execute.timeout = 20
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 40
 
 if not os.environ.get("CNN_STOCK_NBGRADER"):
+    from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import (
         AssignLatePenalties,
         CheckCellMetadata,
         ClearHiddenTests,
+        ClearOutput,
+        DeduplicateIds,
+        GetGrades,
         IgnorePattern,
         LimitOutput,
+        OverwriteCells,
+        OverwriteKernelspec,
         SaveAutoGrades,
     )
-    from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-    from nbgrader.preprocessors import GetGrades
 
-    from cnngrader.preprocessors import SandboxedExecute, TrustedVerdicts
+    from cnngrader.preprocessors import RestoreCells, SandboxedExecute, TrustedVerdicts
 
+    # Deleted read-only and test cells come back (RestoreCells fixes the order
+    # nbgrader's own add_missing_cells gets wrong; OverwriteCells then restores
+    # their source, hidden tests included, from the gradebook).
     c.OverwriteCells.add_missing_cells = True
+    c.Autograde.sanitize_preprocessors = [
+        ClearOutput,
+        DeduplicateIds,
+        RestoreCells,
+        OverwriteKernelspec,
+        OverwriteCells,
+        CheckCellMetadata,
+    ]
     c.Autograde.autograde_preprocessors = [
         SandboxedExecute,
         TrustedVerdicts,
@@ -57,8 +77,9 @@ if not os.environ.get("CNN_STOCK_NBGRADER"):
         LimitOutput,
         SaveAutoGrades,
         AssignLatePenalties,
-        CheckCellMetadata,
+        # CheckCellMetadata already ran while sanitizing; nothing after it changes metadata.
     ]
+    # Feedback never shows hidden test source.
     c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
 
     # Limits for every process that runs student code.

@@ -137,17 +137,17 @@ def _grade_one(assignment: str, student: str) -> tuple[str, bool, str, float]:
 
 
 def grade_all(root: Path, assignment: str, staged: list[Staged], jobs: int, db_url: str | None,
-              progress: bool = True) -> dict[str, tuple[bool, str]]:
+              progress: bool = True) -> dict[str, tuple[bool, str, float]]:
     from tqdm import tqdm
 
-    results: dict[str, tuple[bool, str]] = {}
+    results: dict[str, tuple[bool, str, float]] = {}
     bar = tqdm(total=len(staged), unit="sub", desc=f"grading ({jobs} jobs)", disable=not progress,
                file=sys.stderr)
     with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(str(root), db_url)) as pool:
         futures = [pool.submit(_grade_one, assignment, s.student) for s in staged]
         for fut in as_completed(futures):
-            student, ok, error, _ = fut.result()
-            results[student] = (ok, error)
+            student, ok, error, seconds = fut.result()
+            results[student] = (ok, error, seconds)
             bar.update(1)
             bar.set_postfix_str(student[:20])
     bar.close()
@@ -162,13 +162,14 @@ def records_dir(root: Path, assignment: str) -> Path:
     return root / ".grading" / "results" / assignment
 
 
-def annotate(root: Path, assignment: str, staged: list[Staged], results: dict[str, tuple[bool, str]]) -> None:
+def annotate(root: Path, assignment: str, staged: list[Staged],
+             results: dict[str, tuple[bool, str, float]]) -> None:
     """Add staging problems and grading failures to each student's record."""
     folder = records_dir(root, assignment)
     folder.mkdir(parents=True, exist_ok=True)
     for item in staged:
         path = folder / f"{item.student}.json"
-        ok, error = results.get(item.student, (False, "not graded"))
+        ok, error, seconds = results.get(item.student, (False, "not graded", 0.0))
         record = {}
         if path.exists():
             try:
@@ -178,7 +179,8 @@ def annotate(root: Path, assignment: str, staged: list[Staged], results: dict[st
         attention = list(item.attention)
         if not ok:
             attention.append(f"autograde failed: {error.strip().splitlines()[-1] if error.strip() else 'unknown'}")
-        record.update({"student": item.student, "assignment": assignment, "attention": attention})
+        record.update({"student": item.student, "assignment": assignment, "attention": attention,
+                       "grading_seconds": round(seconds, 2)})
         path.write_text(json.dumps(record, indent=1))
 
 
@@ -187,7 +189,7 @@ def function_scores(db_url: str, assignment: str, students: list[str]) -> dict[s
 
     fn_of = {c.grade_id: c.function for c in cases.checks()}
     table: dict[str, dict[str, float]] = {}
-    with Gradebook(db_url) as gb:
+    with Gradebook(paths.normalise_db_url(db_url)) as gb:
         for student in students:
             row = {fn: 0.0 for fn in paths.FUNCTIONS}
             try:
@@ -282,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["CNN_COURSE_ROOT"] = str(root)
     jobs = args.jobs or os.cpu_count() or 1
     submitted = args.submitted or root / "submitted"
-    db_url = args.db_url or os.environ.get("CNN_DB_URL") or default_db_url(root)
+    db_url = paths.normalise_db_url(args.db_url or os.environ.get("CNN_DB_URL") or default_db_url(root))
 
     from .hidden_data import ensure_current
     from .sandbox import warn_if_off
@@ -308,11 +310,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_summary:
         print(summary_table(scores, reasons))
     if not args.no_export:
-        export(root, db_url, scores, reasons)
+        # The CSV covers every graded student, not only this run's.
+        everyone = sorted(p.stem for p in records_dir(root, args.assignment).glob("*.json"))
+        export(root, db_url, function_scores(db_url, args.assignment, everyone),
+               reasons_for(root, args.assignment, everyone))
         print(f"wrote {root / 'grades.csv'} and {root / 'grades_by_function.csv'}")
     elapsed = time.monotonic() - started
     print(f"graded {len(staged)} submissions with {min(jobs, len(staged))} jobs in {elapsed:.1f} s")
-    return 0 if all(ok for ok, _ in results.values()) else 2
+    needs_attention = any(not ok for ok, _, _ in results.values()) or any(s.attention for s in staged)
+    return 2 if needs_attention else 0
 
 
 if __name__ == "__main__":

@@ -50,3 +50,15 @@ def hidden_data_file(assignment: str = ASSIGNMENT, root: Path | None = None) -> 
         return Path(env)
     root = root or course_root()
     return root / "grader_data" / f"{assignment}_hidden.h5"
+
+
+def normalise_db_url(url: str) -> str:
+    """Route plain ``postgresql://`` URLs to psycopg2, the driver the course pins.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, which is not
+    installed; spelling the driver out keeps instructors' usual URLs working.
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url

@@ -14,14 +14,17 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from nbclient.exceptions import CellTimeoutError
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
@@ -60,13 +63,20 @@ class SandboxedExecute(Execute):
 
     def __init__(self, *args: Any, **kwargs: Any):
         kwargs["kernel_manager_class"] = SandboxedKernelManager
+        # The sandbox is thrown away after the run: a graceful shutdown only
+        # waited seconds for ipykernel to tidy up state nobody reads.
+        kwargs["shutdown_kernel"] = "immediate"
         super().__init__(*args, **kwargs)
         self._cnn = CnnLimits(parent=self)
         self._out_bytes: dict[int, int] = {}
 
     def preprocess(self, nb: NotebookNode, resources: ResourcesDict, km: Any = None):
         self._out_bytes = {}
+        self._resources = resources
         resources.setdefault("cnn", {})["kernel"] = "ok"
+        # The trusted verdicts need only the sanitized cells, so they run in
+        # their own sandbox while the kernel works through the notebook.
+        resources["cnn"]["verdicts"] = start_verdicts(nb, resources, self)
         watchdog = threading.Timer(self._cnn.kernel_wall_seconds, self._kill_kernel, args=(resources,))
         watchdog.daemon = True
         watchdog.start()
@@ -82,8 +92,34 @@ class SandboxedExecute(Execute):
         finally:
             watchdog.cancel()
 
-    def _kill_kernel(self, resources: ResourcesDict) -> None:
-        resources["cnn"]["kernel"] = (f"the notebook run was stopped after {self._cnn.kernel_wall_seconds:g} s")
+    async def async_execute_cell(self, cell: NotebookNode, cell_index: int, execution_count: int | None = None,
+                                 store_history: bool = True) -> NotebookNode:
+        # Graded test cells are scored by TrustedVerdicts, which replaces their
+        # outputs; running them in the student's kernel would only cost time.
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution"):
+            cell.outputs = []
+            return cell
+        return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+
+    async def _async_handle_timeout(self, timeout: int, cell: NotebookNode | None = None) -> None | dict:
+        """Stop at the first timed-out cell instead of letting every later cell time out too.
+
+        A cell that ignores the interrupt would otherwise keep the kernel busy
+        and cost ``timeout`` seconds for each remaining cell. The grade does not
+        depend on this kernel, so stopping it loses nothing but later outputs.
+        """
+        note = f"timed out after {timeout} s; the kernel was stopped and later cells were not run"
+        if cell is not None:
+            cell.outputs.append(NotebookNode(output_type="error", ename="CellTimeoutError", evalue=note,
+                                             traceback=[f"CellTimeoutError: {note}"]))
+        self._resources["cnn"]["kernel"] = f"a cell {note}"
+        self._kill_kernel(self._resources, note=None)
+        raise CellTimeoutError(note)
+
+    def _kill_kernel(self, resources: ResourcesDict, note: str | None = "") -> None:
+        if note is not None:
+            resources["cnn"]["kernel"] = f"the notebook run was stopped after {self._cnn.kernel_wall_seconds:g} s"
         km = getattr(self, "km", None)
         proc = getattr(getattr(km, "provisioner", None), "process", None)
         if proc is not None:
@@ -133,15 +169,113 @@ def verdict_outputs(check: cases.Check, passed: bool, message: str) -> list[Note
                          traceback=["HiddenTestFailure: hidden tests failed", *lines])]
 
 
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cnn-verdicts")
+
+
+def start_verdicts(nb: NotebookNode, resources: ResourcesDict, parent: Any) -> Future:
+    """Start the sandboxed verdict run for ``nb`` in the background."""
+    from .verdicts import run_verdicts
+
+    limits = CnnLimits(parent=parent).limits()
+    workdir = resources.get("metadata", {}).get("path")
+    snapshot = copy.deepcopy(nb)
+    data = hidden_data()
+    return _POOL.submit(run_verdicts, snapshot, Path(workdir) if workdir else None, data, limits)
+
+
+class RestoreCells(NbGraderPreprocessor):
+    """Put back deleted read-only and graded cells, and drop cells that pretend to be graded.
+
+    nbgrader's own ``add_missing_cells`` looks for the deleted cell's
+    predecessor among graded cells only, and crashes when it is a read-only
+    check cell. Here the release notebook gives the order: each missing
+    release cell goes back after the nearest release cell the student kept.
+    The restored test cells get their hidden parts from the gradebook in the
+    ``OverwriteCells`` step that follows.
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict):
+        release = paths.release_notebook(resources.get("nbgrader", {}).get("assignment") or paths.ASSIGNMENT)
+        if not release.exists():
+            return nb, resources
+        import nbformat
+
+        ref_cells = [c for c in nbformat.read(str(release), as_version=4).cells if _gid(c)]
+        known = {_gid(c) for c in ref_cells}
+        present: dict[str, NotebookNode] = {}
+        for cell in nb.cells:
+            gid = _gid(cell)
+            if gid and (gid not in known or gid in present):
+                # Unknown or duplicated nbgrader cells become plain student cells.
+                cell.metadata.pop("nbgrader", None)
+            elif gid:
+                present[gid] = cell
+        restored = []
+        for k, ref in enumerate(ref_cells):
+            gid = _gid(ref)
+            if gid in present:
+                continue
+            anchor = next((present[_gid(p)] for p in reversed(ref_cells[:k]) if _gid(p) in present), None)
+            index = nb.cells.index(anchor) + 1 if anchor is not None else 0
+            new = copy.deepcopy(ref)
+            if new.cell_type == "code":
+                new.outputs = []
+                new.execution_count = None
+            nb.cells.insert(index, new)
+            present[gid] = new
+            restored.append(gid)
+        if restored:
+            self.log.warning("restored %d deleted cell(s): %s", len(restored), ", ".join(restored))
+        resources.setdefault("cnn", {})["restored_cells"] = restored
+        return nb, resources
+
+
+def _gid(cell: NotebookNode) -> str | None:
+    return (cell.get("metadata", {}).get("nbgrader") or {}).get("grade_id")
+
+
+def hidden_lines(nb: NotebookNode) -> set[str]:
+    """Distinctive lines of the hidden test regions restored into ``nb``."""
+    lines: set[str] = set()
+    for cell in nb.cells:
+        inside = False
+        for line in cell.get("source", "").splitlines():
+            stripped = line.strip()
+            if stripped == "### BEGIN HIDDEN TESTS":
+                inside = True
+            elif stripped == "### END HIDDEN TESTS":
+                inside = False
+            elif inside and len(stripped) >= 12:
+                lines.add(stripped)
+    return lines
+
+
+def scrub_hidden_text(nb: NotebookNode) -> int:
+    """Drop any output that quotes hidden test source (a thread could print the kernel's history).
+
+    Returns how many outputs were replaced.
+    """
+    secret = hidden_lines(nb)
+    replaced = 0
+    for cell in nb.cells:
+        for k, out in enumerate(cell.get("outputs", [])):
+            text = json.dumps(out)
+            if any(line in text or json.dumps(line)[1:-1] in text for line in secret):
+                cell.outputs[k] = NotebookNode(output_type="stream", name="stdout",
+                                               text="[output removed: it quoted hidden test source]\n")
+                replaced += 1
+    return replaced
+
+
 class TrustedVerdicts(NbGraderPreprocessor):
     """Score graded test cells from sandboxed runs judged outside the student's process."""
 
     def preprocess(self, nb: NotebookNode, resources: ResourcesDict):
-        limits = CnnLimits(parent=self).limits()
-        workdir = resources.get("metadata", {}).get("path")
         started = time.monotonic()
-        run = __import__("cnngrader.verdicts", fromlist=["run_verdicts"]).run_verdicts(
-            nb, Path(workdir) if workdir else None, hidden_data(), limits)
+        future = resources.get("cnn", {}).pop("verdicts", None)
+        if future is None:  # SandboxedExecute did not run (another Execute is configured)
+            future = start_verdicts(nb, resources, self)
+        run = future.result()
         registry = cases.by_grade_id()
         for cell in nb.cells:
             meta = cell.get("metadata", {}).get("nbgrader", {})
@@ -156,6 +290,7 @@ class TrustedVerdicts(NbGraderPreprocessor):
                 cell.outputs = verdict_outputs(
                     cases.Check(grade_id or "?", "unknown", 0, "unknown test cell", "shape"), False,
                     "this test cell is not part of the course's hidden checks")
+        scrub_hidden_text(nb)
         self._record(resources, run, time.monotonic() - started)
         return nb, resources
 
@@ -171,7 +306,7 @@ class TrustedVerdicts(NbGraderPreprocessor):
             "kernel": resources.get("cnn", {}).get("kernel", "not run"),
             "functions": run.process_notes,
             "verdicts": {gid: {"passed": v.passed, "messages": v.messages} for gid, v in run.verdicts.items()},
-            "verdict_seconds": round(seconds, 3),
+            "verdict_wait_seconds": round(seconds, 3),
         }
         out = paths.course_root() / RECORDS_DIR / assignment
         out.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,8 @@ def solution_cells(notebook: Path | None = None) -> dict[str, str]:
 def source_digest(notebook: Path | None = None) -> str:
     """A digest of the reference solutions, used to detect stale hidden data."""
     h = hashlib.sha256()
+    # The hidden inputs are defined in cases.py, so a change there must rebuild the data too.
+    h.update((Path(__file__).resolve().parent / "cases.py").read_bytes())
     for grade_id, src in sorted(solution_cells(notebook).items()):
         h.update(grade_id.encode())
         h.update(b"\0")

@@ -1,0 +1,120 @@
+"""Benchmark: stock nbgrader against hardened parallel grading (``make bench``).
+
+Builds N submissions (a third each correct, buggy and blank), then grades
+them in two copies of the course, in the same run:
+
+* **stock**: ``nbgrader autograde`` in one process with nbgrader's plain
+  preprocessors (``CNN_STOCK_NBGRADER=1``): hidden tests run in the student's
+  kernel, no sandbox;
+* **hardened**: ``python -m cnngrader.batch --jobs JOBS``, every protection on.
+
+Each mode runs ``--repeat`` times (fresh autograde each time, ``--force``);
+the report gives medians, their ratio, CPU utilisation, and the projected
+time for 1,000 submissions. It also checks that both modes give every
+student the same total, since the hardening must not change honest grades.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import submissions
+from .workspace import Course, make_course, nbgrader, tool_env
+
+BUGS = ("conv_forward__stride_forgotten", "pool_backward__max_assign_not_add", "distribute_value__precedence")
+
+
+def write_population(course: Course, n: int) -> list[str]:
+    solved = submissions.solved()
+    blank = submissions.read_release()
+    cells = submissions.reference_cells()
+    for bug in BUGS:
+        src = (submissions.MUTANTS_DIR / f"{bug}.py").read_text()
+        for fn in submissions.functions_in(src):
+            cells[fn] = src
+    buggy = submissions.build(cells)
+    students = []
+    for i in range(n):
+        nb = (solved, buggy, blank)[i % 3]
+        student = f"s{i:04d}"
+        submissions.write(nb, course.submitted, student)
+        students.append(student)
+    return students
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    cpu0 = _children_cpu()
+    started = time.monotonic()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.monotonic() - started
+    if proc.returncode not in (0, 2):
+        raise RuntimeError(f"{cmd[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return wall, _children_cpu() - cpu0
+
+
+def run(n: int, jobs: int, repeat: int, workdir: Path) -> dict:
+    stock = make_course(workdir / "stock")
+    hard = make_course(workdir / "hardened")
+    students = write_population(stock, n)
+    write_population(hard, n)
+    nb_exe = str(Path(sys.executable).parent / "nbgrader")
+    stock_env = tool_env(stock.root, CNN_STOCK_NBGRADER="1")
+    hard_env = tool_env(hard.root)
+    results: dict[str, list[tuple[float, float]]] = {"stock": [], "hardened": []}
+    for _ in range(repeat):
+        results["stock"].append(timed([nb_exe, "autograde", stock.assignment, "--force"], stock.root, stock_env))
+        results["hardened"].append(timed([sys.executable, "-m", "cnngrader.batch", "--jobs", str(jobs),
+                                          "--no-progress", "--no-summary", "--no-export"], hard.root, hard_env))
+    s_scores, h_scores = stock.scores(), hard.scores()
+    disagree = [s for s in students if abs(sum(s_scores[s].values()) - sum(h_scores[s].values())) > 1e-9]
+    return {"results": results, "disagree": disagree, "n": n, "jobs": jobs}
+
+
+def report(data: dict) -> str:
+    n, jobs = data["n"], data["jobs"]
+    med = {k: statistics.median(w for w, _ in v) for k, v in data["results"].items()}
+    ratio = med["hardened"] / med["stock"]
+    lines = [f"{n} submissions, hardened with {jobs} jobs on {os.cpu_count()} cores, "
+             f"{len(data['results']['stock'])} run(s) each (medians)",
+             f"{'mode':<10}{'wall s':>10}{'s/sub':>10}"]
+    for k in ("stock", "hardened"):
+        lines.append(f"{k:<10}{med[k]:>10.1f}{med[k] / n:>10.2f}")
+    lines.append(f"ratio hardened/stock wall time: {ratio:.2f} (target <= 0.50)")
+    lines.append(f"projected for 1,000 submissions: stock {med['stock'] / n * 1000 / 60:.0f} min, "
+                 f"hardened {med['hardened'] / n * 1000 / 60:.0f} min")
+    lines.append("scores agree between stock and hardened for every student" if not data["disagree"]
+                 else f"SCORES DISAGREE for {', '.join(data['disagree'])}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", type=Path, default=None)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="cnn-bench-") as tmp:
+        data = run(args.n, args.jobs, args.repeat, args.keep or Path(tmp))
+    print(report(data))
+    return 0 if not data["disagree"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["nbgrader", "run", "report"]
