@@ -1,0 +1,76 @@
+"""Hidden tests tell right from wrong, graded through the real batch autograde path.
+
+One session-scoped grading run covers every mutant, every correct variant and
+the credit-isolation submissions (the same run ``make accuracy`` reports on).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from cnngrader import accuracy
+from cnngrader.workspace import make_course
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def acc_course(tmp_path_factory):
+    course = make_course(tmp_path_factory.mktemp("accuracy") / "course")
+    accuracy.write_submissions(course)
+    proc = course.grade(jobs=2, extra_args=("--no-summary", "--no-export"))
+    assert proc.returncode in (0, 2), proc.stderr[-3000:]
+    return course
+
+
+@pytest.fixture(scope="session")
+def result(acc_course):
+    return accuracy.evaluate(acc_course)
+
+
+def test_catalogue_sizes():
+    assert len(accuracy.mutant_files()) >= 40
+    assert len(accuracy.variant_files()) >= 10
+
+
+@pytest.mark.parametrize("mutant", [p.stem for p in accuracy.mutant_files()])
+def test_mutant_loses_points_on_its_own_function_only(result, mutant):
+    fn = mutant.split("__")[0]
+    assert mutant in result.caught[fn], f"{mutant} was not caught"
+    assert mutant not in result.collateral, f"{mutant} cost points in {result.collateral.get(mutant)}"
+
+
+@pytest.mark.parametrize("variant", [p.stem for p in accuracy.variant_files()])
+def test_correct_variant_gets_full_marks(result, variant):
+    assert variant in result.variants_full, f"{variant}: {result.variants_short.get(variant)}"
+
+
+@pytest.mark.parametrize("name", sorted(accuracy.ISOLATION))
+def test_credit_isolation(result, acc_course, name):
+    assert result.isolation[name]
+    scores = acc_course.scores()[name]
+    for mutant in accuracy.ISOLATION[name]["mutants"]:
+        assert scores[mutant.split("__")[0]] < accuracy.function_points()[mutant.split("__")[0]]
+
+
+WORDING = {
+    "conv_forward__stride_forgotten": "stride > 1",
+    "conv_backward__unpad_negative_index": "pad = 0",
+    "pool_backward__max_assign_not_add": "overlapping windows (stride < f)",
+    "conv_forward__caches_padded_input": "cache must hold the unpadded input",
+    "conv_backward__dW_last_example": "gradient check on dW failed (relative error",
+    "conv_forward__size_without_pad": "output shape",
+    "conv_single_step__returns_array": "return a single number",
+}
+
+
+@pytest.mark.parametrize("mutant, phrase", sorted(WORDING.items()))
+def test_failure_messages_name_the_property(acc_course, mutant, phrase):
+    record = acc_course.records()[f"m__{mutant}"]
+    messages = [m for v in record["verdicts"].values() for m in v["messages"]]
+    assert any(phrase in m for m in messages), messages
+    # No hidden expected value is ever printed: only shapes, counts and one rounded difference.
+    for m in messages:
+        assert not re.search(r"\d\.\d{4,}", m), m
