@@ -16,11 +16,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from hostile_cases import ATTACKS, SOLVED, Attack
 
 from cnngrader import paths, submissions
 from cnngrader.workspace import Course, make_course, nbgrader
-
-from hostile_cases import ATTACKS, SOLVED, Attack
 
 WALL = "5"
 DEMO = ("alice", "bob", "carol", "dave", "erin")

@@ -8,12 +8,11 @@ import sqlite3
 
 import nbformat
 import pytest
+from conftest import DEMO
+from hostile_cases import ATTACKS, BLANK
 
 from cnngrader import paths, reference
 from cnngrader.workspace import function_points
-
-from conftest import DEMO
-from hostile_cases import ATTACKS, BLANK
 
 pytestmark = pytest.mark.slow
 
