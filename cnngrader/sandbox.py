@@ -116,8 +116,10 @@ def bwrap_argv(binds: list[tuple[str, str, bool]], cwd: str, limits: Limits | No
             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     if not share_pid:
         argv += ["--unshare-pid"]
-    argv += _system_binds()
+    # Mount order matters: the private /tmp first, so that binds below it (a
+    # course or venv cloned under /tmp, the kernel's private directory) stay visible.
     argv += ["--size", str(limits.tmp_size), "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+    argv += _system_binds()
     for host, inside, writable in binds:
         argv += ["--bind" if writable else "--ro-bind", host, inside]
     argv += ["--clearenv"]
