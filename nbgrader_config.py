@@ -17,7 +17,7 @@ benchmark as the baseline).
 import os
 from pathlib import Path
 
-from cnngrader.paths import normalise_db_url
+from cnngrader.paths import default_db_url
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
@@ -25,10 +25,8 @@ HERE = Path(__file__).resolve().parent
 
 c.CourseDirectory.root = str(HERE)
 c.CourseDirectory.course_id = "cnn_step_by_step"
-# SQLite by default; the timeout lets parallel graders wait for each other's
-# short write transactions instead of failing. Set CNN_DB_URL for PostgreSQL.
-c.CourseDirectory.db_url = normalise_db_url(
-    os.environ.get("CNN_DB_URL", f"sqlite:///{HERE / 'gradebook.db'}?timeout=60"))
+# SQLite by default; set CNN_DB_URL for PostgreSQL.
+c.CourseDirectory.db_url = default_db_url(HERE)
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

@@ -162,14 +162,10 @@ def grade_all(root: Path, assignment: str, staged: list[Staged], jobs: int, db_u
 # Records, summary and export
 # ---------------------------------------------------------------------------
 
-def records_dir(root: Path, assignment: str) -> Path:
-    return root / ".grading" / "results" / assignment
-
-
 def annotate(root: Path, assignment: str, staged: list[Staged],
              results: dict[str, tuple[bool, str, float]]) -> None:
     """Add staging problems and grading failures to each student's record."""
-    folder = records_dir(root, assignment)
+    folder = paths.records_dir(assignment, root)
     folder.mkdir(parents=True, exist_ok=True)
     for item in staged:
         path = folder / f"{item.student}.json"
@@ -210,7 +206,7 @@ def function_scores(db_url: str, assignment: str, students: list[str]) -> dict[s
 
 
 def summary_table(scores: dict[str, dict[str, float]], reasons: dict[str, str]) -> str:
-    points = {fn: sum(c.points for c in cases.checks_for(fn)) for fn in paths.FUNCTIONS}
+    points = cases.function_points()
     short = {"zero_pad": "pad", "conv_single_step": "step", "conv_forward": "conv_fwd",
              "pool_forward": "pool_fwd", "conv_backward": "conv_bwd", "create_mask_from_window": "mask",
              "distribute_value": "distrib", "pool_backward": "pool_bwd"}
@@ -247,7 +243,7 @@ def export(root: Path, db_url: str, scores: dict[str, dict[str, float]], reasons
 def reasons_for(root: Path, assignment: str, students: list[str]) -> dict[str, str]:
     out = {}
     for student in students:
-        path = records_dir(root, assignment) / f"{student}.json"
+        path = paths.records_dir(assignment, root) / f"{student}.json"
         if not path.exists():
             out[student] = "not graded"
             continue
@@ -260,14 +256,6 @@ def reasons_for(root: Path, assignment: str, students: list[str]) -> dict[str, s
             notes.append("SANDBOX OFF")
         out[student] = "; ".join(notes)
     return out
-
-
-def default_db_url(root: Path) -> str:
-    from traitlets.config.loader import PyFileConfigLoader
-
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-    url = config.CourseDirectory.get("db_url")
-    return url or f"sqlite:///{root / 'gradebook.db'}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,13 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["CNN_COURSE_ROOT"] = str(root)
     jobs = args.jobs or os.cpu_count() or 1
     submitted = args.submitted or root / "submitted"
-    db_url = paths.normalise_db_url(args.db_url or os.environ.get("CNN_DB_URL") or default_db_url(root))
+    db_url = paths.normalise_db_url(args.db_url) if args.db_url else paths.default_db_url(root)
 
     from .hidden_data import ensure_current
     from .sandbox import warn_if_off
 
     if args.summary_only:
-        graded = sorted(p.stem for p in records_dir(root, args.assignment).glob("*.json"))
+        graded = sorted(p.stem for p in paths.records_dir(args.assignment, root).glob("*.json"))
         print(summary_table(function_scores(db_url, args.assignment, graded),
                             reasons_for(root, args.assignment, graded)))
         return 0
@@ -315,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         print(summary_table(scores, reasons))
     if not args.no_export:
         # The CSV covers every graded student, not only this run's.
-        everyone = sorted(p.stem for p in records_dir(root, args.assignment).glob("*.json"))
+        everyone = sorted(p.stem for p in paths.records_dir(args.assignment, root).glob("*.json"))
         export(root, db_url, function_scores(db_url, args.assignment, everyone),
                reasons_for(root, args.assignment, everyone))
         print(f"wrote {root / 'grades.csv'} and {root / 'grades_by_function.csv'}")

@@ -52,6 +52,25 @@ def hidden_data_file(assignment: str = ASSIGNMENT, root: Path | None = None) -> 
     return root / "grader_data" / f"{assignment}_hidden.h5"
 
 
+#: Per-submission grading records, instructor-side, relative to the course root.
+RECORDS_DIR = ".grading/results"
+
+
+def records_dir(assignment: str = ASSIGNMENT, root: Path | None = None) -> Path:
+    """Folder of the per-student JSON records written while grading."""
+    return (root or course_root()) / RECORDS_DIR / assignment
+
+
+def default_db_url(root: Path | None = None) -> str:
+    """The gradebook: ``CNN_DB_URL`` if set, else the course's SQLite file.
+
+    The SQLite timeout lets parallel graders wait for each other's short write
+    transactions instead of failing. ``nbgrader_config.py`` uses this too.
+    """
+    root = root or course_root()
+    return normalise_db_url(os.environ.get("CNN_DB_URL") or f"sqlite:///{root / 'gradebook.db'}?timeout=60")
+
+
 def normalise_db_url(url: str) -> str:
     """Route plain ``postgresql://`` URLs to psycopg2, the driver the course pins.
 

@@ -35,9 +35,6 @@ from . import cases, paths
 from .hidden_data import HiddenData, ensure_current
 from .sandbox import Limits, SandboxedKernelManager
 
-#: Where per-submission grading records go (instructor-side, next to the gradebook).
-RECORDS_DIR = ".grading/results"
-
 
 class CnnLimits(Configurable):
     """Resource limits for student code, set in ``nbgrader_config.py``."""
@@ -308,7 +305,7 @@ class TrustedVerdicts(NbGraderPreprocessor):
             "verdicts": {gid: {"passed": v.passed, "messages": v.messages} for gid, v in run.verdicts.items()},
             "verdict_wait_seconds": round(seconds, 3),
         }
-        out = paths.course_root() / RECORDS_DIR / assignment
+        out = paths.records_dir(assignment)
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / f".{student}.json.tmp"
         tmp.write_text(json.dumps(record, indent=1))

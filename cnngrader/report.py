@@ -33,7 +33,6 @@ from matplotlib.ticker import MaxNLocator
 from nbgrader.api import Gradebook, MissingEntry
 
 from . import cases, paths
-from .preprocessors import RECORDS_DIR
 
 #: Same course id as ``nbgrader_config.py``; passing it stops nbgrader from
 #: inserting a stray "default_course" row when it opens the gradebook.
@@ -56,23 +55,9 @@ _ORANGE = "#E69F00"
 _INK = "#1F1F1F"
 
 
-def default_db_url(root: Path | None = None) -> str:
-    """The gradebook URL: ``CNN_DB_URL`` if set (as in ``nbgrader_config.py``), else the course SQLite file."""
-    env = os.environ.get("CNN_DB_URL")
-    if env:
-        return env
-    root = root or paths.course_root()
-    return f"sqlite:///{root / 'gradebook.db'}"
-
-
 def default_out(root: Path | None = None) -> Path:
     """Where the report goes by default: ``feedback/report.html`` in the course root."""
     return (root or paths.course_root()) / "feedback" / "report.html"
-
-
-def records_dir(assignment: str = paths.ASSIGNMENT, root: Path | None = None) -> Path:
-    """Folder of the per-student grading records written by ``TrustedVerdicts``."""
-    return (root or paths.course_root()) / RECORDS_DIR / assignment
 
 
 def failure_reason(message: str, check: cases.Check | None = None) -> str:
@@ -225,11 +210,11 @@ def collect(db_url: str | None = None, assignment: str = paths.ASSIGNMENT,
     reasons per function), ``attention`` and ``students`` (one row each).
     """
     root = root or paths.course_root()
-    db_url = paths.normalise_db_url(db_url or default_db_url(root))
+    db_url = paths.normalise_db_url(db_url) if db_url else paths.default_db_url(root)
     gb_students, submissions = _read_gradebook(db_url, assignment)
-    records, broken = _read_records(records_dir(assignment, root))
+    records, broken = _read_records(paths.records_dir(assignment, root))
 
-    points = {fn: sum(c.points for c in cases.checks_for(fn)) for fn in paths.FUNCTIONS}
+    points = cases.function_points()
     everyone = sorted(set(gb_students) | set(submissions) | set(records) | set(broken))
 
     rows: list[dict] = []
