@@ -33,6 +33,7 @@ from traitlets.config import Configurable
 
 from . import cases, paths
 from .hidden_data import HiddenData, ensure_current
+from .reference import grade_id, is_test_cell
 from .sandbox import Limits, SandboxedKernelManager
 
 
@@ -93,8 +94,7 @@ class SandboxedExecute(Execute):
                                  store_history: bool = True) -> NotebookNode:
         # Graded test cells are scored by TrustedVerdicts, which replaces their
         # outputs; running them in the student's kernel would only cost time.
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution"):
+        if is_test_cell(cell):
             cell.outputs = []
             return cell
         return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
@@ -156,11 +156,10 @@ def hidden_data() -> HiddenData:
     return _hidden(str(path), path.stat().st_mtime)
 
 
-def verdict_outputs(check: cases.Check, passed: bool, message: str) -> list[NotebookNode]:
-    """The outputs nbgrader scores: none for a pass, one error for a failure."""
+def verdict_outputs(passed: bool, message: str) -> list[NotebookNode]:
+    """The outputs nbgrader scores: a stdout line for a pass, one error for a failure."""
     if passed:
-        return [NotebookNode(output_type="stream", name="stdout",
-                             text=f"Hidden tests passed: {check.function} - {check.prop}\n")]
+        return [NotebookNode(output_type="stream", name="stdout", text=message + "\n")]
     lines = message.splitlines() or ["failed"]
     return [NotebookNode(output_type="error", ename="HiddenTestFailure", evalue=lines[0],
                          traceback=["HiddenTestFailure: hidden tests failed", *lines])]
@@ -197,11 +196,11 @@ class RestoreCells(NbGraderPreprocessor):
             return nb, resources
         import nbformat
 
-        ref_cells = [c for c in nbformat.read(str(release), as_version=4).cells if _gid(c)]
-        known = {_gid(c) for c in ref_cells}
+        ref_cells = [c for c in nbformat.read(str(release), as_version=4).cells if grade_id(c)]
+        known = {grade_id(c) for c in ref_cells}
         present: dict[str, NotebookNode] = {}
         for cell in nb.cells:
-            gid = _gid(cell)
+            gid = grade_id(cell)
             if gid and (gid not in known or gid in present):
                 # Unknown or duplicated nbgrader cells become plain student cells.
                 cell.metadata.pop("nbgrader", None)
@@ -209,10 +208,10 @@ class RestoreCells(NbGraderPreprocessor):
                 present[gid] = cell
         restored = []
         for k, ref in enumerate(ref_cells):
-            gid = _gid(ref)
+            gid = grade_id(ref)
             if gid in present:
                 continue
-            anchor = next((present[_gid(p)] for p in reversed(ref_cells[:k]) if _gid(p) in present), None)
+            anchor = next((present[grade_id(p)] for p in reversed(ref_cells[:k]) if grade_id(p) in present), None)
             index = nb.cells.index(anchor) + 1 if anchor is not None else 0
             new = copy.deepcopy(ref)
             if new.cell_type == "code":
@@ -225,10 +224,6 @@ class RestoreCells(NbGraderPreprocessor):
             self.log.warning("restored %d deleted cell(s): %s", len(restored), ", ".join(restored))
         resources.setdefault("cnn", {})["restored_cells"] = restored
         return nb, resources
-
-
-def _gid(cell: NotebookNode) -> str | None:
-    return (cell.get("metadata", {}).get("nbgrader") or {}).get("grade_id")
 
 
 def hidden_lines(nb: NotebookNode) -> set[str]:
@@ -275,18 +270,17 @@ class TrustedVerdicts(NbGraderPreprocessor):
         run = future.result()
         registry = cases.by_grade_id()
         for cell in nb.cells:
-            meta = cell.get("metadata", {}).get("nbgrader", {})
-            grade_id = meta.get("grade_id")
-            if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+            if not is_test_cell(cell):
                 continue
-            if grade_id in run.verdicts:
-                verdict = run.verdicts[grade_id]
-                cell.outputs = verdict_outputs(registry[grade_id], verdict.passed, verdict.message)
-            else:
+            verdict = run.verdicts.get(grade_id(cell))
+            if verdict is None:
                 # A graded cell with no trusted check cannot be trusted: it scores nothing.
-                cell.outputs = verdict_outputs(
-                    cases.Check(grade_id or "?", "unknown", 0, "unknown test cell", "shape"), False,
-                    "this test cell is not part of the course's hidden checks")
+                cell.outputs = verdict_outputs(False, "this test cell is not part of the course's hidden checks")
+            elif verdict.passed:
+                check = registry[verdict.grade_id]
+                cell.outputs = verdict_outputs(True, f"Hidden tests passed: {check.function} - {check.prop}")
+            else:
+                cell.outputs = verdict_outputs(False, verdict.message)
         scrub_hidden_text(nb)
         self._record(resources, run, time.monotonic() - started)
         return nb, resources

@@ -19,8 +19,19 @@ import nbformat
 from . import paths
 
 
-def _nbgrader(cell: Any) -> dict:
+def nbgrader_meta(cell: Any) -> dict:
+    """A cell's nbgrader metadata (empty for a plain cell)."""
     return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def grade_id(cell: Any) -> str | None:
+    return nbgrader_meta(cell).get("grade_id")
+
+
+def is_test_cell(cell: Any) -> bool:
+    """A graded test cell: graded, code, and not a student's answer."""
+    meta = nbgrader_meta(cell)
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def solution_cells(notebook: Path | None = None) -> dict[str, str]:
@@ -28,7 +39,7 @@ def solution_cells(notebook: Path | None = None) -> dict[str, str]:
     nb = nbformat.read(str(notebook or paths.source_notebook()), as_version=4)
     cells = {}
     for cell in nb.cells:
-        meta = _nbgrader(cell)
+        meta = nbgrader_meta(cell)
         if cell.cell_type == "code" and meta.get("solution"):
             cells[meta["grade_id"]] = cell.source
     return cells

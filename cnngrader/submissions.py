@@ -67,7 +67,7 @@ def build(cells: dict[str, str] | None = None, *, release: Path | None = None, e
     cells, drop, edit = cells or {}, set(drop or ()), edit or {}
     kept = []
     for cell in nb.cells:
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        gid = reference.grade_id(cell)
         if gid in drop:
             continue
         if gid in cells:

@@ -25,6 +25,7 @@ from nbformat import NotebookNode
 from . import cases, codec, worker
 from .hidden_data import HiddenData
 from .judge import Verdict, judge
+from .reference import grade_id, is_test_cell
 from .sandbox import Limits, bwrap_argv, limit_argv, sandbox_status, warn_if_off
 
 log = logging.getLogger("cnngrader.verdicts")
@@ -38,11 +39,6 @@ class GradingRun:
     sandboxed: bool
     #: Per function: "ok" or the reason its process stopped early.
     process_notes: dict[str, str] = field(default_factory=dict)
-    cell_problems: list[str] = field(default_factory=list)
-
-
-def _nbgrader(cell: Any) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
 
 
 def student_cells(nb: NotebookNode) -> list[str]:
@@ -56,9 +52,7 @@ def student_cells(nb: NotebookNode) -> list[str]:
     for cell in nb.cells:
         if cell.get("cell_type") != "code":
             continue
-        meta = _nbgrader(cell)
-        grade_id = str(meta.get("grade_id", ""))
-        if (meta.get("grade") and not meta.get("solution")) or grade_id.startswith(("check_", "test_")):
+        if is_test_cell(cell) or str(grade_id(cell) or "").startswith(("check_", "test_")):
             continue
         sources.append(cell.get("source", ""))
     return sources

@@ -19,6 +19,7 @@ import pytest
 from hostile_cases import ATTACKS, SOLVED, Attack
 
 from cnngrader import paths, submissions
+from cnngrader.reference import grade_id, is_test_cell
 from cnngrader.workspace import Course, make_course, nbgrader
 
 WALL = "5"
@@ -31,9 +32,7 @@ def repo_root() -> Path:
 
 
 def _test_cell_ids(nb) -> list[str]:
-    return [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
-            if c.get("metadata", {}).get("nbgrader", {}).get("grade")
-            and not c.metadata["nbgrader"].get("solution")]
+    return [grade_id(c) for c in nb.cells if is_test_cell(c)]
 
 
 def build_attack(attack: Attack, submitted: Path) -> None:
