@@ -75,7 +75,7 @@ class SandboxedExecute(Execute):
         # The trusted verdicts need only the sanitized cells, so they run in
         # their own sandbox while the kernel works through the notebook.
         resources["cnn"]["verdicts"] = start_verdicts(nb, resources, self)
-        watchdog = threading.Timer(self._cnn.kernel_wall_seconds, self._kill_kernel, args=(resources,))
+        watchdog = threading.Timer(self._cnn.kernel_wall_seconds, self._wall_limit_reached)
         watchdog.daemon = True
         watchdog.start()
         try:
@@ -111,12 +111,14 @@ class SandboxedExecute(Execute):
             cell.outputs.append(NotebookNode(output_type="error", ename="CellTimeoutError", evalue=note,
                                              traceback=[f"CellTimeoutError: {note}"]))
         self._resources["cnn"]["kernel"] = f"a cell {note}"
-        self._kill_kernel(self._resources, note=None)
+        self._kill_kernel()
         raise CellTimeoutError(note)
 
-    def _kill_kernel(self, resources: ResourcesDict, note: str | None = "") -> None:
-        if note is not None:
-            resources["cnn"]["kernel"] = f"the notebook run was stopped after {self._cnn.kernel_wall_seconds:g} s"
+    def _wall_limit_reached(self) -> None:
+        self._resources["cnn"]["kernel"] = f"the notebook run was stopped after {self._cnn.kernel_wall_seconds:g} s"
+        self._kill_kernel()
+
+    def _kill_kernel(self) -> None:
         km = getattr(self, "km", None)
         proc = getattr(getattr(km, "provisioner", None), "process", None)
         if proc is not None:
@@ -146,14 +148,14 @@ class SandboxedExecute(Execute):
         return super().output(outs, msg, display_id, cell_index)
 
 
-@lru_cache(maxsize=2)
-def _hidden(path: str, mtime: float) -> HiddenData:
-    return HiddenData(Path(path))
-
-
+@lru_cache(maxsize=1)
 def hidden_data() -> HiddenData:
-    path = ensure_current()
-    return _hidden(str(path), path.stat().st_mtime)
+    """The hidden data, checked against the solutions once per grading process.
+
+    Checking means reading and hashing the source notebook, which is too slow
+    to repeat for every submission; ``make grade`` checks before it starts.
+    """
+    return HiddenData(ensure_current())
 
 
 def verdict_outputs(passed: bool, message: str) -> list[NotebookNode]:
@@ -194,9 +196,7 @@ class RestoreCells(NbGraderPreprocessor):
         release = paths.release_notebook(resources.get("nbgrader", {}).get("assignment") or paths.ASSIGNMENT)
         if not release.exists():
             return nb, resources
-        import nbformat
-
-        ref_cells = [c for c in nbformat.read(str(release), as_version=4).cells if grade_id(c)]
+        ref_cells = _release_cells(str(release), release.stat().st_mtime)
         known = {grade_id(c) for c in ref_cells}
         present: dict[str, NotebookNode] = {}
         for cell in nb.cells:
@@ -224,6 +224,14 @@ class RestoreCells(NbGraderPreprocessor):
             self.log.warning("restored %d deleted cell(s): %s", len(restored), ", ".join(restored))
         resources.setdefault("cnn", {})["restored_cells"] = restored
         return nb, resources
+
+
+@lru_cache(maxsize=4)
+def _release_cells(path: str, mtime: float) -> list[NotebookNode]:
+    """The release's nbgrader cells, read once per process (``mtime`` keys the cache)."""
+    import nbformat
+
+    return [c for c in nbformat.read(path, as_version=4).cells if grade_id(c)]
 
 
 def hidden_lines(nb: NotebookNode) -> set[str]:

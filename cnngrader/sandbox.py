@@ -150,22 +150,6 @@ def limit_argv(memory: int, cpu: int, fsize: int) -> list[str]:
     return [exe, f"--as={memory}", f"--cpu={cpu}", f"--fsize={fsize}", "--core=0", "--"]
 
 
-def limit_preexec(memory: int, cpu: int, fsize: int):
-    """A ``preexec_fn`` with the same limits, for hosts without prlimit."""
-
-    def apply() -> None:
-        import resource
-
-        for res, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, cpu),
-                           (resource.RLIMIT_FSIZE, fsize), (resource.RLIMIT_CORE, 0)):
-            try:
-                resource.setrlimit(res, (value, value))
-            except (ValueError, OSError):
-                pass
-
-    return apply
-
-
 class SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager that starts ipykernel inside bubblewrap, with limits.
 
@@ -195,7 +179,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
         cwd = kw.get("cwd") or os.getcwd()
         work = self._private / "work"
-        shutil.copytree(cwd, work, symlinks=False, ignore=_ignore_large, dirs_exist_ok=True)
+        shutil.copytree(cwd, work, symlinks=False, ignore=copy_ignore, dirs_exist_ok=True)
         # The kernel's own chatter (connection banners, warnings) is not the student's output.
         kw["stdout"] = subprocess.DEVNULL
         kw["stderr"] = subprocess.DEVNULL
@@ -219,7 +203,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             shutil.rmtree(self._private, ignore_errors=True)
 
 
-def _ignore_large(directory: str, names: list[str]) -> list[str]:
+def copy_ignore(directory: str, names: list[str]) -> list[str]:
     """Skip symlinks, notebooks' checkpoints and anything over 16 MiB when copying a work dir."""
     skip = []
     for name in names:

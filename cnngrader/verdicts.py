@@ -26,7 +26,7 @@ from . import cases, codec, worker
 from .hidden_data import HiddenData
 from .judge import Verdict, judge
 from .reference import grade_id, is_test_cell
-from .sandbox import Limits, bwrap_argv, limit_argv, sandbox_status, warn_if_off
+from .sandbox import Limits, bwrap_argv, copy_ignore, limit_argv, sandbox_status, warn_if_off
 
 log = logging.getLogger("cnngrader.verdicts")
 
@@ -96,30 +96,29 @@ def run_verdicts(nb: NotebookNode, workdir: Path | None, data: HiddenData,
     sandboxed, _ = sandbox_status()
     with tempfile.TemporaryDirectory(prefix="cnn-verdict-") as tmp:
         root = Path(tmp)
-        job_dir, out_dir, work, grader = root / "job", root / "out", root / "work", root / "grader"
-        for d in (job_dir, out_dir, grader):
+        job_dir, out_dir, work = root / "job", root / "out", root / "work"
+        for d in (job_dir, out_dir):
             d.mkdir()
         (job_dir / "job.json").write_text(json.dumps(job))
         (job_dir / "inputs.npz").write_bytes(codec.dumps(codec.to_args(inputs)))
-        shutil.copy(_HERE / "worker.py", grader / "worker.py")
-        shutil.copy(_HERE / "codec.py", grader / "codec.py")
         if workdir and Path(workdir).is_dir():
-            from .sandbox import _ignore_large
-
-            shutil.copytree(workdir, work, symlinks=False, ignore=_ignore_large)
+            shutil.copytree(workdir, work, symlinks=False, ignore=copy_ignore)
         else:
             work.mkdir()
         budget = limits.wall * max(1, len(by_fn)) + 30
         if sandboxed:
             # Mount points avoid /work and /root, where the venv or Python may live.
+            # Only worker.py and codec.py of this package are visible inside.
             cmd = bwrap_argv([(str(job_dir), "/run/cnn/job", False), (str(out_dir), "/run/cnn/out", True),
-                              (str(work), "/home/student", True), (str(grader), "/run/cnn/grader", False)],
+                              (str(work), "/home/student", True),
+                              (str(_HERE / "worker.py"), "/run/cnn/grader/worker.py", False),
+                              (str(_HERE / "codec.py"), "/run/cnn/grader/codec.py", False)],
                              cwd="/home/student", limits=limits)
             cmd += [sys.executable, "/run/cnn/grader/worker.py", "/run/cnn/job", "/run/cnn/out"]
             cwd = None
         else:
             warn_if_off()
-            cmd = [sys.executable, str(grader / "worker.py"), str(job_dir), str(out_dir)]
+            cmd = [sys.executable, str(_HERE / "worker.py"), str(job_dir), str(out_dir)]
             cwd = str(work)
         # The worker parent runs no student code; the cap only bounds its own footprint.
         cmd = limit_argv(limits.memory, int(budget), limits.fsize) + cmd
@@ -167,11 +166,7 @@ def run_in_process(namespace: dict[str, Any], grade_id: str, data: HiddenData) -
     """Judge one check on functions already defined in ``namespace`` (used inside a kernel)."""
     check = cases.by_grade_id()[grade_id]
     items = data.cases(grade_id)
-    helper_ns: dict[str, Any] = {"np": __import__("numpy"), "__name__": "reference"}
-    names = cases.HELPERS.get(check.function, ())
-    for name in names:
-        exec(compile(data.helpers[name], f"<reference {name}>", "exec"), helper_ns)  # noqa: S102
-    helpers = {name: helper_ns[name] for name in names}
+    helpers = worker.reference_helpers(data.helpers, cases.HELPERS.get(check.function, ()))
     raw = worker.run_cases(namespace, check.function, [args for _, args, _ in items], helpers)
     # Round-trip through the codec so the judge sees exactly what the sandbox path would send.
     results = codec.loads(worker.encode_results(raw))

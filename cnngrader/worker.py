@@ -106,6 +106,17 @@ def run_cases(namespace: dict[str, Any], function: str, arg_list: list[Any],
 _MISSING = object()
 
 
+def reference_helpers(sources: dict[str, str], names: Iterable[str]) -> dict[str, Callable]:
+    """Compile the reference versions of ``names`` (credit isolation) in their own namespace."""
+    import numpy as np
+
+    namespace: dict[str, Any] = {"np": np, "__name__": "reference"}
+    names = list(names)
+    for name in names:
+        exec(compile(sources[name], f"<reference {name}>", "exec"), namespace)  # noqa: S102 - instructor code
+    return {name: namespace[name] for name in names}
+
+
 # --------------------------------------------------------------------------
 # The sandboxed worker process
 # --------------------------------------------------------------------------
@@ -141,10 +152,7 @@ def _child(job: dict, inputs: dict, fn_job: dict, out_dir: str) -> None:
 
     namespace: dict[str, Any] = {"__name__": "__main__", "np": np}
     exec_cells(job["cells"], namespace)
-    helper_ns: dict[str, Any] = {"np": np, "__name__": "reference"}
-    for name in fn_job["helpers"]:
-        exec(compile(job["helper_sources"][name], f"<reference {name}>", "exec"), helper_ns)  # noqa: S102
-    helpers = {name: helper_ns[name] for name in fn_job["helpers"]}
+    helpers = reference_helpers(job["helper_sources"], fn_job["helpers"])
     for grade_id in fn_job["checks"]:
         results = run_cases(namespace, fn_job["name"], inputs[grade_id], helpers, limits["memory"])
         _atomic_write(os.path.join(out_dir, f"{grade_id}.npz"), encode_results(results))
