@@ -53,16 +53,12 @@ def target_of(mutant: Path) -> str:
 
 def write_submissions(course: Course) -> None:
     for path in mutant_files():
-        submissions.write(submissions.with_file(path), course.submitted, f"m__{path.stem}")
+        submissions.write(submissions.with_files(path), course.submitted, f"m__{path.stem}")
     for path in variant_files():
-        submissions.write(submissions.with_file(path), course.submitted, f"v__{path.stem}")
+        submissions.write(submissions.with_files(path), course.submitted, f"v__{path.stem}")
     for name, spec in ISOLATION.items():
-        cells = submissions.reference_cells()
-        for mutant in spec["mutants"]:
-            src = (submissions.MUTANTS_DIR / f"{mutant}.py").read_text()
-            for fn in submissions.functions_in(src):
-                cells[fn] = src
-        submissions.write(submissions.build(cells), course.submitted, name)
+        nb = submissions.with_files(*(submissions.mutant(m) for m in spec["mutants"]))
+        submissions.write(nb, course.submitted, name)
 
 
 @dataclass

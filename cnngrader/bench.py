@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,18 +28,11 @@ from pathlib import Path
 from . import submissions
 from .workspace import Course, make_course, tool_env
 
-BUGS = ("conv_forward__stride_forgotten", "pool_backward__max_assign_not_add", "distribute_value__precedence")
-
 
 def write_population(course: Course, n: int) -> list[str]:
     solved = submissions.solved()
     blank = submissions.read_release()
-    cells = submissions.reference_cells()
-    for bug in BUGS:
-        src = (submissions.MUTANTS_DIR / f"{bug}.py").read_text()
-        for fn in submissions.functions_in(src):
-            cells[fn] = src
-    buggy = submissions.build(cells)
+    buggy = submissions.buggy()
     students = []
     for i in range(n):
         nb = (solved, buggy, blank)[i % 3]
@@ -50,19 +42,14 @@ def write_population(course: Course, n: int) -> list[str]:
     return students
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    cpu0 = _children_cpu()
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+    """Wall seconds of one grading command."""
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     wall = time.monotonic() - started
     if proc.returncode not in (0, 2):
         raise RuntimeError(f"{cmd[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return wall, _children_cpu() - cpu0
+    return wall
 
 
 def run(n: int, jobs: int, repeat: int, workdir: Path) -> dict:
@@ -73,7 +60,7 @@ def run(n: int, jobs: int, repeat: int, workdir: Path) -> dict:
     nb_exe = str(Path(sys.executable).parent / "nbgrader")
     stock_env = tool_env(stock.root, CNN_STOCK_NBGRADER="1")
     hard_env = tool_env(hard.root)
-    results: dict[str, list[tuple[float, float]]] = {"stock": [], "hardened": []}
+    results: dict[str, list[float]] = {"stock": [], "hardened": []}
     for _ in range(repeat):
         results["stock"].append(timed([nb_exe, "autograde", stock.assignment, "--force"], stock.root, stock_env))
         results["hardened"].append(timed([sys.executable, "-m", "cnngrader.batch", "--jobs", str(jobs),
@@ -85,7 +72,7 @@ def run(n: int, jobs: int, repeat: int, workdir: Path) -> dict:
 
 def report(data: dict) -> str:
     n, jobs = data["n"], data["jobs"]
-    med = {k: statistics.median(w for w, _ in v) for k, v in data["results"].items()}
+    med = {k: statistics.median(v) for k, v in data["results"].items()}
     ratio = med["hardened"] / med["stock"]
     lines = [f"{n} submissions, hardened with {jobs} jobs on {os.cpu_count()} cores, "
              f"{len(data['results']['stock'])} run(s) each (medians)",

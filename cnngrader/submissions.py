@@ -24,6 +24,7 @@ import argparse
 import ast
 import copy
 import shutil
+from functools import lru_cache
 from pathlib import Path
 
 import nbformat
@@ -42,11 +43,23 @@ def strip_markers(source: str) -> str:
 
 
 def reference_cells() -> dict[str, str]:
-    return {gid: strip_markers(src) for gid, src in reference.solution_cells().items()}
+    """Solution cell sources as a student would submit them (a fresh dict each call)."""
+    return dict(_reference_cells(str(paths.source_notebook())))
+
+
+@lru_cache(maxsize=2)
+def _reference_cells(notebook: str) -> dict[str, str]:
+    return {gid: strip_markers(src) for gid, src in reference.solution_cells(Path(notebook)).items()}
 
 
 def read_release(path: Path | None = None) -> NotebookNode:
-    return nbformat.read(str(path or paths.release_notebook()), as_version=4)
+    """A fresh copy of the release notebook (parsed once per process)."""
+    return copy.deepcopy(_read_release(str(path or paths.release_notebook())))
+
+
+@lru_cache(maxsize=2)
+def _read_release(path: str) -> NotebookNode:
+    return nbformat.read(path, as_version=4)
 
 
 def functions_in(source: str) -> list[str]:
@@ -63,7 +76,7 @@ def build(cells: dict[str, str] | None = None, *, release: Path | None = None, e
     cell, where student code runs before everything else); ``drop`` removes
     cells by grade_id; ``edit`` replaces the source of any cell by grade_id.
     """
-    nb = copy.deepcopy(read_release(release))
+    nb = read_release(release)
     cells, drop, edit = cells or {}, set(drop or ()), edit or {}
     kept = []
     for cell in nb.cells:
@@ -91,13 +104,22 @@ def solved(**kwargs) -> NotebookNode:
     return build(cells, **kwargs)
 
 
-def with_file(path: Path, base: dict[str, str] | None = None) -> NotebookNode:
-    """The solved release with each function defined in ``path`` (a mutant or variant) swapped in."""
-    source = path.read_text()
-    cells = dict(base or reference_cells())
-    for name in functions_in(source):
-        cells[name] = source
+def with_files(*files: Path) -> NotebookNode:
+    """The solved release with each function defined in ``files`` (mutants, variants) swapped in."""
+    cells = reference_cells()
+    for path in files:
+        source = path.read_text()
+        for name in functions_in(source):
+            cells[name] = source
     return build(cells)
+
+
+def mutant(name: str) -> Path:
+    """The file of the mutant ``name`` in ``tests/mutants``."""
+    path = MUTANTS_DIR / f"{name}.py"
+    if not path.exists():
+        raise FileNotFoundError(f"no mutant named {name} in {MUTANTS_DIR}")
+    return path
 
 
 def write(nb: NotebookNode, submitted: Path, student: str, assignment: str = paths.ASSIGNMENT) -> Path:
@@ -112,11 +134,9 @@ DEMO_BUGS = ("conv_forward__stride_forgotten", "pool_backward__max_assign_not_ad
              "distribute_value__precedence")
 
 
-def _mutant(name: str) -> Path:
-    matches = sorted(MUTANTS_DIR.glob(f"{name}.py"))
-    if not matches:
-        raise FileNotFoundError(f"no mutant named {name} in {MUTANTS_DIR}")
-    return matches[0]
+def buggy() -> NotebookNode:
+    """carol's notebook: the reference with the three demo bugs."""
+    return with_files(*(mutant(bug) for bug in DEMO_BUGS))
 
 
 def write_demo(submitted: Path) -> list[str]:
@@ -125,12 +145,7 @@ def write_demo(submitted: Path) -> list[str]:
         shutil.rmtree(submitted)
     write(solved(), submitted, "alice")
     write(read_release(), submitted, "bob")
-    cells = reference_cells()
-    for bug in DEMO_BUGS:
-        src = _mutant(bug).read_text()
-        for name in functions_in(src):
-            cells[name] = src
-    write(build(cells), submitted, "carol")
+    write(buggy(), submitted, "carol")
     bad = submitted / "dave" / paths.ASSIGNMENT
     bad.mkdir(parents=True)
     (bad / f"{paths.ASSIGNMENT}.ipynb").write_text('{"cells": [ {"cell_type": "code", "source": "def zero_pad(')
