@@ -15,6 +15,7 @@ import numpy as np
 
 from .cases import Check
 from .codec import Leaf, Opaque
+from .hidden_data import relative_error
 
 RTOL = 1e-4
 #: Gradient checks pass below this relative error. The reference sits near
@@ -86,8 +87,6 @@ def _close(got: Any, exp: Any, what: str) -> None:
 
 
 def _grad(got: Any, exp: Any, what: str) -> None:
-    from .hidden_data import relative_error
-
     g = _array(got, what)
     e = _array(exp, "expected")
     _same_shape(g, e, what)
