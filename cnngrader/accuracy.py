@@ -140,7 +140,7 @@ def render(acc: Accuracy, timings: dict[str, float] | None, wall: float) -> str:
         lines.append(f"credit isolation {name} ({keeps} with broken helpers): {'holds' if ok else 'BROKEN'}")
     if timings:
         lines.append("")
-        lines.append(f"naive reference on the hidden cases (median of 5), limit {wall:g} s per function:")
+        lines.append(f"naive reference on the hidden cases (median of 5), CPU limit {wall:g} s per function:")
         for fn, t in timings.items():
             lines.append(f"  {fn:<25} {t:8.3f} s   headroom {wall / max(t, 1e-9):8.0f}x")
     return "\n".join(lines)
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--keep", type=Path, default=None, help="grade in this directory and keep it")
     args = parser.parse_args(argv)
-    from .sandbox import Limits
+    from .limits import from_course
 
     with tempfile.TemporaryDirectory(prefix="cnn-accuracy-") as tmp:
         root = args.keep or Path(tmp) / "course"
@@ -160,12 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         n = sum(1 for _ in course.submitted.iterdir())
         started = time.monotonic()
         proc = course.grade(jobs=args.jobs, extra_args=("--no-summary", "--no-export"))
-        if proc.returncode not in (0, 2):
+        if proc.returncode not in (0, 3):
             print(proc.stdout, proc.stderr, file=sys.stderr)
             return 1
         print(f"graded {n} submissions in {time.monotonic() - started:.0f} s")
         acc = evaluate(course)
-    print(render(acc, reference_timings(), Limits().wall))
+    print(render(acc, reference_timings(), from_course(paths.course_root()).cpu_seconds))
     return 0 if acc.ok else 1
 
 

@@ -47,7 +47,7 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     wall = time.monotonic() - started
-    if proc.returncode not in (0, 2):
+    if proc.returncode not in (0, 3):
         raise RuntimeError(f"{cmd[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return wall
 

@@ -29,6 +29,13 @@ HELPERS: dict[str, tuple[str, ...]] = {
     "pool_backward": ("create_mask_from_window", "distribute_value"),
 }
 
+#: Forward passes that raise while a backward pass is graded: a backward pass
+#: must be backpropagation, not central differences of the student's own forward pass.
+BLOCKED: dict[str, tuple[str, ...]] = {
+    "conv_backward": ("conv_forward", "pool_forward"),
+    "pool_backward": ("pool_forward", "conv_forward"),
+}
+
 
 @dataclass(frozen=True)
 class Case:
@@ -150,26 +157,31 @@ def build_checks() -> tuple[Check, ...]:
         C("test_conv_forward_shape", "conv_forward", 4, "output shape", "first_shape",
           (_conv(31, (2, 7, 5, 3), 3, 4, 2, 1), _conv(32, (1, 6, 8, 2), 2, 3, 3, 0),
            _conv(33, (2, 5, 5, 1), 4, 2, 1, 2))),
+        # The stride and pad cells use one filter and no bias, so a bug with filters or
+        # biases costs only the cell that tests them; the stride cases use pad > 0.
         C("test_conv_forward_stride", "conv_forward", 5, "stride > 1", "first_array",
-          (_conv(34, (2, 7, 6, 3), 3, 2, 2, 0), _conv(35, (1, 9, 8, 2), 2, 3, 3, 1))),
+          (_conv(34, (2, 7, 6, 3), 3, 1, 2, 1, bias_scale=0.0), _conv(35, (1, 9, 8, 2), 2, 1, 3, 1, bias_scale=0.0))),
         C("test_conv_forward_pad", "conv_forward", 5, "pad = 0 and pad > 0", "first_array",
-          (_conv(36, (2, 5, 6, 2), 3, 3, 1, 0), _conv(37, (1, 4, 5, 3), 2, 2, 1, 2),
-           _conv(38, (2, 3, 4, 1), 1, 2, 1, 1))),
+          (_conv(36, (2, 5, 6, 2), 3, 1, 1, 0, bias_scale=0.0), _conv(37, (1, 4, 5, 3), 2, 1, 1, 2, bias_scale=0.0),
+           _conv(38, (2, 3, 4, 1), 1, 1, 1, 1, bias_scale=0.0))),
         C("test_conv_forward_channels", "conv_forward", 4,
           "several examples, filters and biases (each filter uses its own W and b)", "first_array",
           (_conv(39, (3, 4, 4, 4), 2, 5, 1, 1, bias_scale=5.0),)),
-        C("test_conv_forward_cache", "conv_forward", 4, "cache must hold the unpadded input", "conv_cache",
+        C("test_conv_forward_cache", "conv_forward", 4, "cache must hold the unpadded input and the parameters",
+          "conv_cache",
           (_conv(40, (2, 5, 4, 2), 3, 2, 1, 2),)),
         # pool_forward: 16
+        # Max and average use stride 1, so a stride bug costs only the stride cell,
+        # which in turn uses max pooling only.
         C("test_pool_forward_max", "pool_forward", 4, "max pooling", "first_array",
-          (_pool(41, (2, 6, 4, 3), 2, 2, "max"), _pool(42, (1, 6, 9, 2), 3, 3, "max"))),
+          (_pool(41, (2, 5, 4, 3), 2, 1, "max"), _pool(42, (1, 6, 5, 2), 3, 1, "max"))),
         C("test_pool_forward_average", "pool_forward", 4, "average pooling", "first_array",
-          (_pool(43, (2, 6, 4, 3), 2, 2, "average"), _pool(44, (1, 6, 9, 2), 3, 3, "average"))),
+          (_pool(43, (2, 5, 4, 3), 2, 1, "average"), _pool(44, (1, 6, 5, 2), 3, 1, "average"))),
         C("test_pool_forward_stride", "pool_forward", 4, "stride > 1 and overlapping windows (stride < f)",
           "first_array",
-          (_pool(45, (2, 7, 5, 2), 3, 2, "max"), _pool(46, (2, 7, 5, 2), 3, 2, "average"),
+          (_pool(45, (2, 7, 5, 2), 3, 2, "max"), _pool(46, (2, 6, 8, 3), 2, 2, "max"),
            _pool(47, (1, 8, 7, 1), 2, 3, "max"))),
-        C("test_pool_forward_cache", "pool_forward", 4, "output shape and cache", "pool_cache",
+        C("test_pool_forward_cache", "pool_forward", 4, "cache must hold the input and the parameters", "pool_cache",
           (_pool(48, (2, 5, 7, 3), 2, 1, "max"),)),
         # conv_backward: 22
         C("test_conv_backward_dA", "conv_backward", 6, "dA_prev", "grad_dA",
@@ -177,7 +189,7 @@ def build_checks() -> tuple[Check, ...]:
         C("test_conv_backward_dW_db", "conv_backward", 6, "dW and db, summed over every example", "grad_dWdb",
           (_conv_back(52, (3, 4, 5, 2), 2, 3, 1, 1),)),
         C("test_conv_backward_stride", "conv_backward", 5, "stride > 1", "grad_all",
-          (_conv_back(53, (2, 7, 6, 2), 3, 2, 2, 1), _conv_back(54, (1, 8, 7, 1), 2, 2, 3, 0))),
+          (_conv_back(53, (2, 7, 6, 2), 3, 2, 2, 1), _conv_back(54, (1, 8, 7, 1), 2, 2, 3, 1))),
         C("test_conv_backward_pad0", "conv_backward", 5, "pad = 0", "grad_all",
           (_conv_back(55, (2, 5, 5, 2), 2, 3, 1, 0),)),
         # create_mask_from_window: 5
@@ -197,13 +209,52 @@ def build_checks() -> tuple[Check, ...]:
           (_pool_back(72, (2, 6, 4, 2), 3, 3, "average"), _pool_back(73, (1, 4, 4, 2), 2, 2, "average"))),
         C("test_pool_backward_overlap", "pool_backward", 4, "overlapping windows (stride < f)", "grad_single",
           (_pool_back(74, (2, 5, 5, 2), 3, 1, "max"), _pool_back(75, (2, 5, 5, 2), 3, 1, "average"))),
+        # Max pooling with windows that do not overlap: a "=" for "+=" bug costs only the
+        # overlap cell, and a bug in the average branch only the average cell.
         C("test_pool_backward_stride", "pool_backward", 4, "stride > 1", "grad_single",
-          (_pool_back(76, (1, 7, 7, 2), 3, 2, "max"), _pool_back(77, (1, 7, 7, 2), 3, 2, "average"),
+          (_pool_back(76, (1, 7, 7, 2), 3, 3, "max"), _pool_back(77, (1, 7, 8, 2), 2, 3, "max"),
            _pool_back(78, (2, 6, 8, 1), 2, 3, "max"))),
     )
 
 
+def build_probes() -> dict[str, Check]:
+    """One probe per function: two calls on inputs of the same shapes with different values.
+
+    A function whose main output is the same for both (a placeholder that
+    returns zeros of the right shape, say) earns none of its points; see
+    :func:`cnngrader.judge.probe_failure`. Probes carry no points of their own.
+    """
+    C = Check
+    return {c.function: c for c in (
+        C("probe_zero_pad", "zero_pad", 0, "depends on its input", "array",
+          (_zero_pad(81, (2, 3, 4, 2), 1), _zero_pad(82, (2, 3, 4, 2), 1))),
+        C("probe_conv_single_step", "conv_single_step", 0, "depends on its input", "scalar_value",
+          (_css(83, 3, 2), _css(84, 3, 2))),
+        C("probe_conv_forward", "conv_forward", 0, "depends on its input", "first_array",
+          (_conv(85, (2, 5, 5, 2), 3, 2, 1, 1), _conv(86, (2, 5, 5, 2), 3, 2, 1, 1))),
+        C("probe_pool_forward", "pool_forward", 0, "depends on its input", "first_array",
+          (_pool(87, (2, 5, 5, 2), 2, 1, "max"), _pool(88, (2, 5, 5, 2), 2, 1, "max"))),
+        C("probe_conv_backward", "conv_backward", 0, "depends on its input", "grad_all",
+          (_conv_back(89, (1, 4, 4, 2), 2, 2, 1, 1), _conv_back(90, (1, 4, 4, 2), 2, 2, 1, 1))),
+        C("probe_create_mask_from_window", "create_mask_from_window", 0, "depends on its input", "mask",
+          (_window(91, (3, 3)), _window(92, (3, 3)))),
+        C("probe_distribute_value", "distribute_value", 0, "depends on its input", "array",
+          (_spread(2.0, (2, 3)), _spread(-3.0, (2, 3)))),
+        C("probe_pool_backward", "pool_backward", 0, "depends on its input", "grad_single",
+          (_pool_back(93, (1, 4, 4, 2), 2, 2, "max"), _pool_back(94, (1, 4, 4, 2), 2, 2, "max"))),
+    )}
+
+
 _CHECKS: tuple[Check, ...] | None = None
+_PROBES: dict[str, Check] | None = None
+
+
+def probes() -> dict[str, Check]:
+    """The dependence probe of each graded function, by function name."""
+    global _PROBES
+    if _PROBES is None:
+        _PROBES = build_probes()
+    return _PROBES
 
 
 def checks() -> tuple[Check, ...]:

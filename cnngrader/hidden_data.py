@@ -99,6 +99,14 @@ def expected_for(ref: dict[str, Callable], check: cases.Check, case: cases.Case)
     return ref[check.function](*args)
 
 
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, dict):
+        return all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, tuple):
+        return all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float)))
+
+
 def _copy(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.copy()
@@ -133,13 +141,17 @@ def build(out: Path | None = None, notebook: Path | None = None) -> Path:
         for name in sorted({h for hs in cases.HELPERS.values() for h in hs}):
             helpers.attrs[name] = solutions[name]
         root = h5.create_group("checks")
-        for check in cases.checks():
+        for check in (*cases.checks(), *cases.probes().values()):
             g = root.create_group(check.grade_id)
+            expected = []
             for k, case in enumerate(check.cases):
                 cg = g.create_group(str(k))
                 cg.attrs["describe"] = case.describe
                 _write_tree(cg, "in", case.args)
-                _write_tree(cg, "exp", expected_for(ref, check, case))
+                expected.append(expected_for(ref, check, case))
+                _write_tree(cg, "exp", expected[-1])
+            if check.grade_id.startswith("probe_") and _same(expected[0], expected[1]):
+                raise AssertionError(f"{check.grade_id}: the two probe inputs must give different outputs")
     os.replace(tmp, out)
     return out
 

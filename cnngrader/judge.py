@@ -3,11 +3,15 @@
 The judge only ever sees decoded plain data (:mod:`cnngrader.codec`), never a
 student object, so it runs in the trusted grader. Its messages name the failing
 property and the case's input shapes and hyperparameters, and describe the
-student's own result; they never print a hidden expected value.
+student's own result in a fixed vocabulary: no text the student's code
+produced, and no number derived from a hidden expected value beyond a count
+of differing entries or an order of magnitude.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,11 +43,17 @@ class Mismatch(Exception):
     """Raised inside a comparison with the student-facing reason."""
 
 
+def _shape_text(shape: tuple[int, ...]) -> str:
+    if len(shape) <= 8 and all(d <= 100_000 for d in shape):
+        return str(tuple(shape))
+    return "(an unusually large shape)"
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, Leaf):
         if value.array.ndim == 0:
             return f"a {value.kind.replace('_', ' ')} {value.array.dtype}"
-        return f"an array of shape {tuple(value.array.shape)}"
+        return f"an array of shape {_shape_text(value.array.shape)}"
     if isinstance(value, Opaque):
         return f"an object of type {value.type_name}"
     if isinstance(value, tuple | list):
@@ -67,7 +77,8 @@ def _numeric(arr: np.ndarray, what: str) -> np.ndarray:
 
 def _same_shape(got: np.ndarray, exp: np.ndarray, what: str) -> None:
     if got.shape != exp.shape:
-        raise Mismatch(f"{what} has the wrong shape: got {tuple(got.shape)}")
+        raise Mismatch(f"{what} has the wrong shape: got {_shape_text(got.shape)}, "
+                       f"expected {tuple(exp.shape)}")
 
 
 def _close(got: Any, exp: Any, what: str) -> None:
@@ -80,10 +91,8 @@ def _close(got: Any, exp: Any, what: str) -> None:
         raise Mismatch(f"{what} contains NaN or infinity")
     scale = max(1.0, float(np.max(np.abs(e)))) if e.size else 1.0
     if not np.allclose(g, e, rtol=RTOL, atol=RTOL * scale):
-        diff = float(np.max(np.abs(g - e)))
         wrong = int(np.sum(~np.isclose(g, e, rtol=RTOL, atol=RTOL * scale)))
-        raise Mismatch(f"{what} has wrong values ({wrong} of {g.size} entries differ, "
-                       f"largest difference {diff:.2g})")
+        raise Mismatch(f"{what} has wrong values ({wrong} of {g.size} entries differ)")
 
 
 def _grad(got: Any, exp: Any, what: str) -> None:
@@ -95,7 +104,9 @@ def _grad(got: Any, exp: Any, what: str) -> None:
         raise Mismatch(f"{what} contains NaN or infinity")
     err = relative_error(g, e)
     if err > GRAD_TOL:
-        raise Mismatch(f"gradient check on {what} failed (relative error {err:.1e})")
+        # Only the order of magnitude: enough to tell a slip from a wrong formula.
+        magnitude = math.floor(math.log10(err)) if err > 0 else -99
+        raise Mismatch(f"gradient check on {what} failed (relative error about 1e{magnitude:+03d})")
 
 
 def _item(value: Any, n: int, what: str) -> Any:
@@ -115,7 +126,11 @@ def _scalar_value(got: Any) -> float:
     return float(_numeric(arr, "the result").reshape(-1)[0])
 
 
-def _compare(check: Check, args: Any, got: Any, exp: Any) -> None:
+#: The gradients each gradient-check kind compares.
+GRADIENTS = {"grad_dA": ("dA_prev",), "grad_dWdb": ("dW", "db"), "grad_all": ("dA_prev", "dW", "db")}
+
+
+def _compare(check: Check, args: Any, got: Any, exp: Any, skip: frozenset[str] = frozenset()) -> None:
     kind = check.kind
     if kind == "shape":
         _same_shape(_array(got, "the output"), _array(exp, "expected"), "the output")
@@ -132,10 +147,11 @@ def _compare(check: Check, args: Any, got: Any, exp: Any) -> None:
         if kind == "scalar_type" and isinstance(got, Leaf) and got.array.ndim != 0:
             raise Mismatch(f"returned an array of shape {tuple(got.array.shape)}; "
                            "return a single number, for example with b.item()")
-        if not np.isclose(value, expected, rtol=RTOL, atol=RTOL * max(1.0, abs(expected))):
-            raise Mismatch(f"the value is wrong (off by {abs(value - expected):.2g})")
+        if not np.isfinite(value) or not np.isclose(value, expected, rtol=RTOL, atol=RTOL * max(1.0, abs(expected))):
+            raise Mismatch("the value is wrong")
     elif kind in ("conv_cache", "pool_cache"):
-        _close(_item(got, 0, "output"), _item(exp, 0, "output"), "the output")
+        # Only the cache: the output's values have cells of their own.
+        _array(_item(got, 0, "output"), "the output")
         cache = _item(got, 1, "output")
         names = ("A_prev", "W", "b", "hparameters") if kind == "conv_cache" else ("A_prev", "hparameters")
         if not isinstance(cache, tuple | list) or len(cache) != len(names):
@@ -152,11 +168,11 @@ def _compare(check: Check, args: Any, got: Any, exp: Any) -> None:
                 if name == "A_prev":
                     raise Mismatch(f"cache must hold the unpadded input A_prev ({exc})") from None
                 raise
-    elif kind in ("grad_dA", "grad_dWdb", "grad_all"):
-        wanted = {"grad_dA": ("dA_prev",), "grad_dWdb": ("dW", "db"),
-                  "grad_all": ("dA_prev", "dW", "db")}[kind]
+    elif kind in GRADIENTS:
         index = {"dA_prev": 0, "dW": 1, "db": 2}
-        for name in wanted:
+        for name in GRADIENTS[kind]:
+            if name in skip:
+                continue
             _grad(_item(got, index[name], "output"), exp[name], name)
     elif kind == "grad_single":
         _grad(got, exp["dA_prev"], "dA_prev")
@@ -175,20 +191,28 @@ def _compare(check: Check, args: Any, got: Any, exp: Any) -> None:
         raise ValueError(f"unknown check kind {kind}")
 
 
-def judge(check: Check, items: list[tuple[str, Any, Any]], results: list[dict]) -> Verdict:
+def _default_error(result: dict) -> str:
+    return "failed"
+
+
+def judge(check: Check, items: list[tuple[str, Any, Any]], results: list[dict],
+          describe_error: Callable[[dict], str] = _default_error, skip: frozenset[str] = frozenset()) -> Verdict:
     """Judge one check.
 
     ``items`` are ``(describe, args, expected)`` from the hidden data and
     ``results`` one dict per case: ``{"status": "ok", "value": ...}`` or
-    ``{"status": "error", "error": "reason"}``. A missing result fails its case.
+    ``{"status": "error", ...}``, which ``describe_error`` turns into words.
+    A missing result fails its case. ``skip`` names gradients that an earlier
+    cell of the same function already charged, so one bug costs its points once.
     """
     verdict = Verdict(check.grade_id, True)
     for k, (describe, args, expected) in enumerate(items):
-        result = results[k] if k < len(results) else {"status": "error", "error": "no result was produced"}
+        result = results[k] if k < len(results) else {"status": "error", "error": "process",
+                                                       "note": "no result was produced"}
         try:
             if result.get("status") != "ok":
-                raise Mismatch(str(result.get("error") or "no result was produced"))
-            _compare(check, args, result.get("value"), expected)
+                raise Mismatch(describe_error(result))
+            _compare(check, args, result.get("value"), expected, skip)
         except Mismatch as exc:
             verdict.passed = False
             verdict.messages.append(f"{check.function} - {check.prop}: {exc} [case: {describe}]")
@@ -197,3 +221,56 @@ def judge(check: Check, items: list[tuple[str, Any, Any]], results: list[dict]) 
             verdict.messages.append(f"{check.function} - {check.prop}: could not read the result "
                                     f"({type(exc).__name__}) [case: {describe}]")
     return verdict
+
+
+def _primary(check: Check, value: Any) -> list[np.ndarray] | None:
+    """The arrays a function's main output consists of, or None when it has none to compare."""
+    if check.kind in ("first_array", "first_shape", "conv_cache", "pool_cache"):
+        value = value[0] if isinstance(value, tuple | list) and value else None
+    if check.kind == "grad_all":
+        if not isinstance(value, tuple | list):
+            return None
+        parts = [_primary_leaf(v) for v in value]
+        return None if any(p is None for p in parts) else parts  # type: ignore[return-value]
+    leaf = _primary_leaf(value)
+    return None if leaf is None else [leaf]
+
+
+def _primary_leaf(value: Any) -> np.ndarray | None:
+    if isinstance(value, Leaf):
+        return value.array
+    if isinstance(value, bool | int | float):
+        return np.asarray(value, dtype=float)
+    return None
+
+
+def probe_failure(probe: Check, items: list[tuple[str, Any, Any]], results: list[dict]) -> str | None:
+    """A reason when the function's output does not depend on its input values, else None.
+
+    The probe is two calls with inputs of the same shapes and different
+    values, whose expected outputs differ. A function that returns the same
+    output for both (zeros of the right shape, a constant) is a placeholder:
+    it earns none of its function's points. A correct solution, written any
+    way at all, always passes this.
+    """
+    if len(items) != 2 or len(results) < 2:
+        return None
+    if any(r.get("status") != "ok" for r in results[:2]):
+        return None
+    got = [_primary(probe, r.get("value")) for r in results[:2]]
+    exp = [_primary(probe, _as_result(e)) for _, _, e in items]
+    if got[0] is None or got[1] is None or exp[0] is None or exp[1] is None:
+        return None
+    same_got = all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(got[0], got[1], strict=False))
+    same_exp = all(a.shape == b.shape and np.allclose(a, b) for a, b in zip(exp[0], exp[1], strict=False))
+    if same_got and not same_exp:
+        return "the output does not depend on the input values (is it still a placeholder?)"
+    return None
+
+
+def _as_result(expected: Any) -> Any:
+    """Expected values of gradient probes are stored by name; line them up like a returned tuple."""
+    if isinstance(expected, dict) and "dA_prev" in expected:
+        names = [n for n in ("dA_prev", "dW", "db") if n in expected]
+        return tuple(expected[n] for n in names) if len(names) > 1 else expected["dA_prev"]
+    return expected

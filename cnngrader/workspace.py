@@ -68,14 +68,27 @@ class Course:
                               capture_output=True, text=True)
 
 
-def make_course(dest: Path, source_root: Path | None = None, generate: bool = True) -> Course:
-    """Copy the course into ``dest`` (which must not exist) and create its gradebook."""
+def make_course(dest: Path, source_root: Path | None = None, generate: bool = True,
+                limits: dict[str, object] | None = None, extra_config: tuple[str, ...] = ()) -> Course:
+    """Copy the course into ``dest`` (which must not exist) and create its gradebook.
+
+    ``limits`` are written into the copy's ``nbgrader_config.py`` as
+    ``c.CnnLimits.<name> = <value>``, the way an instructor would set them.
+    """
     src = source_root or paths.course_root()
     ensure_current()
     dest.mkdir(parents=True)
     for name in ("source", "release", "grader_data"):
         shutil.copytree(src / name, dest / name)
     shutil.copy(src / "nbgrader_config.py", dest / "nbgrader_config.py")
+    if limits:
+        with open(dest / "nbgrader_config.py", "a") as fh:
+            fh.write("\n# Limits for this copy of the course\n")
+            for name, value in limits.items():
+                fh.write(f"c.CnnLimits.{name} = {value!r}\n")
+    if extra_config:
+        with open(dest / "nbgrader_config.py", "a") as fh:
+            fh.write("\n".join(("", "# Settings for this copy of the course", *extra_config, "")))
     (dest / "submitted").mkdir()
     course = Course(dest)
     if generate:
