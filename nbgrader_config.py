@@ -3,10 +3,15 @@
 Grading is hardened here, so the stock commands (``nbgrader autograde``,
 ``generate_feedback``, ``export``, formgrader) all use it:
 
-* the notebook kernel runs inside bubblewrap with resource limits
+* submissions are staged within caps, and a missing or malformed notebook
+  is graded as blank with a recorded reason (``cnngrader.pipeline``);
+* the notebook kernel runs inside bubblewrap, in the submission's cgroup
   (``cnngrader.preprocessors.SandboxedExecute``);
 * every graded test cell's score is replaced by a trusted verdict computed
-  outside the student's kernel (``cnngrader.preprocessors.TrustedVerdicts``);
+  in per-function sandboxes and judged outside them
+  (``cnngrader.preprocessors.TrustedVerdicts``);
+* outputs are capped and sanitized before anything renders them
+  (``cnngrader.preprocessors.SanitizeOutputs``, ``HTMLExporter.sanitize_html``);
 * deleted test cells are restored from the source (``add_missing_cells``);
 * feedback never shows hidden test source (``ClearHiddenTests``).
 
@@ -53,7 +58,11 @@ if not os.environ.get("CNN_STOCK_NBGRADER"):
         SaveAutoGrades,
     )
 
-    from cnngrader.preprocessors import RestoreCells, SandboxedExecute, TrustedVerdicts
+    from cnngrader.pipeline import install
+    from cnngrader.preprocessors import RestoreCells, SandboxedExecute, SanitizeOutputs, TrustedVerdicts
+
+    # `nbgrader autograde`, its API and formgrader build the hardened converter.
+    install()
 
     # Deleted read-only and test cells come back (RestoreCells fixes the order
     # nbgrader's own add_missing_cells gets wrong; OverwriteCells then restores
@@ -73,18 +82,16 @@ if not os.environ.get("CNN_STOCK_NBGRADER"):
         IgnorePattern,
         ClearMetadataPreprocessor,
         LimitOutput,
+        SanitizeOutputs,
         SaveAutoGrades,
         AssignLatePenalties,
         # CheckCellMetadata already ran while sanitizing; nothing after it changes metadata.
     ]
-    # Feedback never shows hidden test source.
+    # Feedback never shows hidden test source, and no student HTML runs in a browser.
     c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+    c.HTMLExporter.sanitize_html = True
 
-    # Limits for every process that runs student code.
-    c.CnnLimits.memory_bytes = 2 * 1024**3
-    c.CnnLimits.cpu_seconds = 20
-    c.CnnLimits.wall_seconds = 20.0
-    c.CnnLimits.max_file_bytes = 64 * 1024**2
-    c.CnnLimits.kernel_cpu_seconds = 300
-    c.CnnLimits.kernel_wall_seconds = 180.0
-    c.CnnLimits.max_output_bytes = 200_000
+# Limits on student code and uploads: the defaults are in cnngrader/limits.py
+# (`make limits` prints every one in force). Override them here, for example:
+#   c.CnnLimits.cpu_seconds = 30          # CPU seconds per graded function
+#   c.CnnLimits.memory_bytes = 1 << 30    # memory of the kernel and of each function

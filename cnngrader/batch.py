@@ -1,187 +1,251 @@
 """Grade every submission in parallel: ``make grade`` (``python -m cnngrader.batch``).
 
-Each worker process runs nbgrader's own autograde (through ``NbGraderAPI``)
-for one student at a time, with the hardened preprocessors from
-``nbgrader_config.py``. Workers stay alive between students, so nbgrader,
-NumPy and the hidden data load once per worker instead of once per student.
+The grading itself is nbgrader's own autograde with the hardened pipeline
+from ``nbgrader_config.py`` (staging, sandboxes, trusted verdicts, recorded
+failures): the same path ``nbgrader autograde`` and formgrader take. This
+module adds what a whole class needs:
 
-Before grading, every submission is staged into ``.grading/staged/``:
+* worker processes that keep nbgrader, NumPy and the hidden data loaded
+  between students, each under a memory cap;
+* a per-student deadline (``c.CnnLimits.student_timeout_seconds``): a
+  student whose grading hangs is stopped, recorded as failed with the reason,
+  and the worker replaced, so the batch always finishes;
+* a retry, alone, for any student whose function hit the wall-clock backstop
+  while other students were being graded, so load never costs points;
+* the per-student, per-function table, ``grades.csv`` (nbgrader's export)
+  and ``grades_by_function.csv``, with every student-controlled string made
+  safe for a terminal and a spreadsheet.
 
-* a missing, renamed or malformed notebook is replaced by the blank release,
-  so the student gets a recorded submission that scores 0, and the reason is
-  kept for the instructor;
-* symlinks and oversized files are left out, and so is anything that is not
-  a regular file;
-* ``submitted/`` itself is never modified.
-
-After grading, a per-student, per-function table is printed and
-``grades.csv`` (nbgrader's own CSV export) and ``grades_by_function.csv`` are
-written. Regrading is idempotent: the same submissions give the same rows.
+Exit codes: 0 when every submission was graded and none needs attention, 3
+when some need attention (set aside, graded as blank, failed, retried), 1
+when the batch itself could not run.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
+import multiprocessing as mp
 import os
-import shutil
+import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-import nbformat
-
 from . import cases, paths
+from .limits import Limits, from_course
+from .staging import valid_student_id
+from .textsafe import clean, csv_cell
 
-STAGED = ".grading/staged"
-MAX_FILE = 16 * 1024 * 1024
+NEEDS_ATTENTION = 3
 
 
 @dataclass
-class Staged:
+class Outcome:
     student: str
-    attention: list[str] = field(default_factory=list)
+    ok: bool
+    error: str = ""
+    seconds: float = 0.0
 
 
-def _valid_id(name: str) -> bool:
-    return bool(name) and not name.startswith(".") and all(ch.isalnum() or ch in "-_@." for ch in name)
+@dataclass
+class Listing:
+    students: list[str] = field(default_factory=list)
+    set_aside: list[str] = field(default_factory=list)
 
 
-def stage(root: Path, submitted: Path, assignment: str, students: list[str] | None = None) -> list[Staged]:
-    """Copy submissions into the staging area, repairing what would stop nbgrader."""
-    staged_root = root / STAGED
-    if staged_root.exists():
-        shutil.rmtree(staged_root)
-    release = paths.release_notebook(assignment, root)
-    out: list[Staged] = []
-    names = students or sorted(p.name for p in submitted.iterdir() if p.is_dir() and not p.is_symlink())
-    for student in names:
-        item = Staged(student)
-        if not _valid_id(student):
-            print(f"skipping {student!r}: not a valid student id", file=sys.stderr)
-            continue
-        src = submitted / student / assignment
-        dest = staged_root / student / assignment
-        dest.mkdir(parents=True)
-        if src.is_dir() and not src.is_symlink():
-            for path in sorted(src.rglob("*")):
-                rel = path.relative_to(src)
-                if path.is_symlink():
-                    item.attention.append(f"ignored symlink {rel}")
-                elif path.is_file():
-                    if path.stat().st_size > MAX_FILE:
-                        item.attention.append(f"ignored oversized file {rel}")
-                        continue
-                    target = dest / rel
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(path, target)
-        notebook = dest / f"{assignment}.ipynb"
-        if not notebook.exists():
-            others = sorted(p.name for p in dest.glob("*.ipynb"))
-            found = f" (found: {', '.join(others)})" if others else ""
-            item.attention.append(f"missing notebook {assignment}.ipynb{found}: graded as blank")
-            shutil.copyfile(release, notebook)
-        else:
-            try:
-                nb = nbformat.read(str(notebook), as_version=4)
-                nbformat.validate(nb)
-            except Exception as exc:  # noqa: BLE001 - any unreadable notebook is handled the same way
-                reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-                item.attention.append(f"malformed notebook ({type(exc).__name__}: {reason}): graded as blank")
-                shutil.copyfile(release, notebook)
-        out.append(item)
-    return out
+def list_submissions(submitted: Path, assignment: str, only: list[str] | None = None) -> Listing:
+    """Student folders to grade, and (escaped) names set aside because they are not valid ids."""
+    listing = Listing()
+    if not submitted.is_dir():
+        return listing
+    with os.scandir(submitted) as entries:
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            name = entry.name
+            if not valid_student_id(name):
+                listing.set_aside.append(f"{clean(name, 60)}: not a valid student id (set aside, not graded)")
+                continue
+            if only and name not in only:
+                continue
+            if not os.path.isdir(os.path.join(entry.path, assignment)):
+                continue
+            listing.students.append(name)
+    listing.students.sort()
+    return listing
 
 
 # ---------------------------------------------------------------------------
 # Worker side
 # ---------------------------------------------------------------------------
 
-_API = None
-
-
-def _init_worker(root: str, db_url: str | None) -> None:
-    global _API
+def _worker(conn: Connection, root: str, db_url: str | None) -> None:
+    """A grading worker: set up nbgrader once, then grade the students it is sent."""
     import warnings
 
     # nbgrader's gradebook code triggers harmless SQLAlchemy autoflush warnings on every submission.
     warnings.filterwarnings("ignore", message=r"Object of type <Submitted\w+> not in session")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.chdir(root)
     os.environ["CNN_COURSE_ROOT"] = root
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
-    config.CourseDirectory.root = root
-    config.CourseDirectory.submitted_directory = STAGED
-    if db_url:
-        config.CourseDirectory.db_url = db_url
-    coursedir = CourseDirectory(config=config)
-    _API = NbGraderAPI(coursedir=coursedir, config=config)
-    # Warm the per-process caches once, before the first student.
+    from .limits import from_config
+    from .pipeline import cap_own_memory
     from .preprocessors import hidden_data
 
-    hidden_data()
+    config = PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
+    config.CourseDirectory.root = root
+    if db_url:
+        config.CourseDirectory.db_url = db_url
+    cap_own_memory(from_config(config).grader_memory_bytes)
+    coursedir = CourseDirectory(config=config)
+    api = NbGraderAPI(coursedir=coursedir, config=config)
+    hidden_data()  # warm the per-process caches once, before the first student
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        assignment, student = job
+        started = time.monotonic()
+        try:
+            result = api.autograde(assignment, student, force=True, create=True)
+            ok = bool(result.get("success"))
+            error = "" if ok else (result.get("error") or result.get("log") or "")[-2000:]
+        except Exception as exc:  # noqa: BLE001 - one student's failure must not stop the batch
+            ok, error = False, f"{type(exc).__name__}: {exc}"
+        conn.send(("done", Outcome(student, ok, error, time.monotonic() - started)))
 
 
-def _grade_one(assignment: str, student: str) -> tuple[str, bool, str, float]:
-    started = time.monotonic()
-    assert _API is not None
-    try:
-        result = _API.autograde(assignment, student, force=True, create=True)
-        ok = bool(result.get("success"))
-        error = "" if ok else (result.get("error") or result.get("log") or "")[-2000:]
-    except Exception as exc:  # noqa: BLE001 - one student's failure must not stop the batch
-        ok, error = False, f"{type(exc).__name__}: {exc}"
-    return student, ok, error, time.monotonic() - started
+class _Slot:
+    def __init__(self, ctx: mp.context.BaseContext, root: Path, db_url: str | None):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child, str(root), db_url), daemon=True)
+        self.proc.start()
+        child.close()
+        self.student: str | None = None
+        self.started = 0.0
+        self.ready = False
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
 
 
-def grade_all(root: Path, assignment: str, staged: list[Staged], jobs: int, db_url: str | None,
-              progress: bool = True) -> dict[str, tuple[bool, str, float]]:
+def grade_all(root: Path, assignment: str, students: list[str], jobs: int, db_url: str | None,
+              limits: Limits, progress: bool = True) -> dict[str, Outcome]:
+    """Grade ``students`` with ``jobs`` workers; every student ends with an outcome, whatever happens."""
     from tqdm import tqdm
 
-    results: dict[str, tuple[bool, str, float]] = {}
-    bar = tqdm(total=len(staged), unit="sub", desc=f"grading ({jobs} jobs)", disable=not progress,
+    from . import cgroups
+
+    ctx = mp.get_context("fork")
+    queue = list(reversed(students))
+    outcomes: dict[str, Outcome] = {}
+    slots = [_Slot(ctx, root, db_url) for _ in range(max(1, min(jobs, len(students))))]
+    startup_failures = [0]
+    bar = tqdm(total=len(students), unit="sub", desc=f"grading ({len(slots)} jobs)", disable=not progress,
                file=sys.stderr)
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(str(root), db_url)) as pool:
-        futures = [pool.submit(_grade_one, assignment, s.student) for s in staged]
-        for fut in as_completed(futures):
-            student, ok, error, seconds = fut.result()
-            results[student] = (ok, error, seconds)
-            bar.update(1)
-            bar.set_postfix_str(student[:20])
-    bar.close()
-    return results
+
+    def finish(outcome: Outcome) -> None:
+        outcomes[outcome.student] = outcome
+        bar.update(1)
+        bar.set_postfix_str(clean(outcome.student, 20))
+
+    def replace(slot: _Slot, reason: str) -> None:
+        """Stop a worker (and everything its sandboxes started), record its student, start a new one."""
+        from .pipeline import mark_failed
+
+        student = slot.student
+        if not slot.ready:
+            startup_failures[0] += 1
+            if startup_failures[0] > 3:
+                raise RuntimeError("grading workers keep dying before they are ready: check nbgrader_config.py")
+        slot.stop()
+        cgroups.backend().sweep()
+        if student:
+            mark_failed(db_url or paths.default_db_url(root), _course_id(root), assignment, student, reason)
+            finish(Outcome(student, False, reason, time.monotonic() - slot.started))
+        slots[slots.index(slot)] = _Slot(ctx, root, db_url)
+
+    try:
+        while len(outcomes) < len(students):
+            for slot in slots:
+                if slot.ready and slot.student is None and queue:
+                    slot.student = queue.pop()
+                    slot.started = time.monotonic()
+                    slot.conn.send((assignment, slot.student))
+            ready = wait([s.conn for s in slots], timeout=0.5)
+            for slot in list(slots):
+                if slot.conn in ready:
+                    try:
+                        kind, value = slot.conn.recv()
+                    except (EOFError, OSError):
+                        kind, value = "died", None
+                    if kind == "ready":
+                        slot.ready = True
+                    elif kind == "done":
+                        slot.student = None
+                        finish(value)
+                    else:
+                        replace(slot, "the grading worker died")
+                elif slot.student and time.monotonic() - slot.started > limits.student_timeout_seconds:
+                    replace(slot, f"grading took longer than {limits.student_timeout_seconds:g} s and was stopped")
+                elif not slot.proc.is_alive():
+                    replace(slot, "the grading worker died")
+        for slot in slots:
+            try:
+                slot.conn.send(None)
+            except OSError:
+                pass
+    finally:
+        for slot in slots:
+            slot.proc.join(10)
+            slot.stop()
+        bar.close()
+        cgroups.backend().sweep()
+    return outcomes
+
+
+def _course_id(root: Path) -> str:
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    return str(config.CourseDirectory.get("course_id", "default_course"))
 
 
 # ---------------------------------------------------------------------------
 # Records, summary and export
 # ---------------------------------------------------------------------------
 
-def annotate(root: Path, assignment: str, staged: list[Staged],
-             results: dict[str, tuple[bool, str, float]]) -> None:
-    """Add staging problems and grading failures to each student's record."""
-    folder = paths.records_dir(assignment, root)
-    folder.mkdir(parents=True, exist_ok=True)
-    for item in staged:
-        path = folder / f"{item.student}.json"
-        ok, error, seconds = results.get(item.student, (False, "not graded", 0.0))
-        record = {}
-        if path.exists():
-            try:
-                record = json.loads(path.read_text())
-            except ValueError:
-                record = {}
-        attention = list(item.attention)
-        if not ok:
-            attention.append(f"autograde failed: {error.strip().splitlines()[-1] if error.strip() else 'unknown'}")
-        record.update({"student": item.student, "assignment": assignment, "attention": attention,
-                       "grading_seconds": round(seconds, 2)})
-        path.write_text(json.dumps(record, indent=1))
+def annotate(assignment: str, outcomes: dict[str, Outcome]) -> None:
+    """Add autograde failures and timing to each student's record."""
+    from .pipeline import load_record
+    from .preprocessors import write_record
+
+    for student, outcome in outcomes.items():
+        record = load_record(assignment, student)
+        attention = list(record.get("attention", []))
+        if not outcome.ok:
+            last = outcome.error.strip().splitlines()[-1] if outcome.error.strip() else "unknown"
+            note = f"autograde failed: {clean(last, 300)}"
+            if note not in attention:
+                attention.append(note)
+            record.setdefault("status", "failed")
+        record.update({"student": student, "assignment": assignment, "attention": attention,
+                       "grading_seconds": round(outcome.seconds, 2)})
+        write_record(paths.records_dir(assignment), student, record)
 
 
 def function_scores(db_url: str, assignment: str, students: list[str]) -> dict[str, dict[str, float]]:
@@ -205,17 +269,21 @@ def function_scores(db_url: str, assignment: str, students: list[str]) -> dict[s
     return table
 
 
+SHORT = {"zero_pad": "pad", "conv_single_step": "step", "conv_forward": "conv_fwd",
+         "pool_forward": "pool_fwd", "conv_backward": "conv_bwd", "create_mask_from_window": "mask",
+         "distribute_value": "distrib", "pool_backward": "pool_bwd"}
+
+
 def summary_table(scores: dict[str, dict[str, float]], reasons: dict[str, str]) -> str:
+    """The per-student table, with every student-controlled string escaped for a terminal."""
     points = cases.function_points()
-    short = {"zero_pad": "pad", "conv_single_step": "step", "conv_forward": "conv_fwd",
-             "pool_forward": "pool_fwd", "conv_backward": "conv_bwd", "create_mask_from_window": "mask",
-             "distribute_value": "distrib", "pool_backward": "pool_bwd"}
-    heads = ["student"] + [f"{short[fn]}/{points[fn]}" for fn in paths.FUNCTIONS] + ["total/100", "notes"]
+    heads = ["student"] + [f"{SHORT[fn]}/{points[fn]}" for fn in paths.FUNCTIONS] + ["total/100", "notes"]
     rows = []
     for student in sorted(scores):
         row = scores[student]
         total = sum(row.values())
-        rows.append([student] + [f"{row[fn]:g}" for fn in paths.FUNCTIONS] + [f"{total:g}", reasons.get(student, "")])
+        rows.append([clean(student, 40)] + [f"{row[fn]:g}" for fn in paths.FUNCTIONS] + [f"{total:g}",
+                                                                                         clean(reasons.get(student, ""), 400)])
     widths = [max(len(str(r[i])) for r in [heads] + rows) for i in range(len(heads) - 1)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=False)) + "  " + heads[-1]]
     lines.append("-" * len(lines[0]))
@@ -231,31 +299,45 @@ def export(root: Path, db_url: str, scores: dict[str, dict[str, float]], reasons
     plugin = CsvExportPlugin(to=str(root / "grades.csv"))
     with Gradebook(db_url) as gb:
         plugin.export(gb)
-    with open(root / "grades_by_function.csv", "w", newline="") as fh:
+    with open(root / "grades_by_function.csv", "w", newline="", encoding="utf-8", errors="replace") as fh:
         writer = csv.writer(fh)
         writer.writerow(["student_id", *paths.FUNCTIONS, "total", "notes"])
         for student in sorted(scores):
             row = scores[student]
-            writer.writerow([student, *(f"{row[fn]:g}" for fn in paths.FUNCTIONS), f"{sum(row.values()):g}",
-                             reasons.get(student, "")])
+            writer.writerow([csv_cell(student), *(f"{row[fn]:g}" for fn in paths.FUNCTIONS),
+                             f"{sum(row.values()):g}", csv_cell(reasons.get(student, ""))])
 
 
-def reasons_for(root: Path, assignment: str, students: list[str]) -> dict[str, str]:
+def reasons_for(assignment: str, students: list[str]) -> dict[str, str]:
+    """Why each student needs attention (empty when nothing does), from the grading records."""
+    from .pipeline import load_record
+
     out = {}
     for student in students:
-        path = paths.records_dir(assignment, root) / f"{student}.json"
-        if not path.exists():
+        record = load_record(assignment, student)
+        if not record:
             out[student] = "not graded"
             continue
-        record = json.loads(path.read_text())
-        notes = list(record.get("attention", []))
+        notes = [str(n) for n in record.get("attention", [])]
+        if record.get("status") == "failed" and record.get("failure"):
+            notes.append(str(record["failure"]))
         notes += [f"{fn}: {why}" for fn, why in record.get("functions", {}).items() if why != "ok"]
-        if record.get("kernel", "ok") != "ok":
-            notes.append(record["kernel"])
+        if record.get("kernel", "ok") not in ("ok", "not run"):
+            notes.append(str(record["kernel"]))
+        if record.get("retried_alone"):
+            notes.append("retried alone after a wall-clock timeout under load")
         if record.get("sandboxed") is False:
             notes.append("SANDBOX OFF")
-        out[student] = "; ".join(notes)
+        if record.get("cgroups") is False:
+            notes.append("CGROUPS OFF")
+        out[student] = "; ".join(dict.fromkeys(notes))
     return out
+
+
+def _needs_retry(assignment: str, student: str) -> bool:
+    from .pipeline import load_record
+
+    return bool(load_record(assignment, student).get("wall_timeouts"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,7 +345,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assignment", default=paths.ASSIGNMENT)
     parser.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
     parser.add_argument("--db-url", default=None, help="gradebook URL (default: nbgrader_config.py)")
-    parser.add_argument("--submitted", type=Path, default=None)
     parser.add_argument("--students", default="", help="comma-separated subset")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--no-export", action="store_true")
@@ -275,43 +356,68 @@ def main(argv: list[str] | None = None) -> int:
     root = paths.course_root()
     os.environ["CNN_COURSE_ROOT"] = str(root)
     jobs = args.jobs or os.cpu_count() or 1
-    submitted = args.submitted or root / "submitted"
     db_url = paths.normalise_db_url(args.db_url) if args.db_url else paths.default_db_url(root)
-
-    from .hidden_data import ensure_current
-    from .sandbox import warn_if_off
 
     if args.summary_only:
         graded = sorted(p.stem for p in paths.records_dir(args.assignment, root).glob("*.json"))
-        print(summary_table(function_scores(db_url, args.assignment, graded),
-                            reasons_for(root, args.assignment, graded)))
+        reasons = reasons_for(args.assignment, graded)
+        print(summary_table(function_scores(db_url, args.assignment, graded), reasons))
         return 0
+
+    from . import cgroups
+    from .hidden_data import ensure_current
+    from .sandbox import warn_if_off
+
     ensure_current()
     if not warn_if_off():
         print("WARNING: grading WITHOUT the bubblewrap sandbox (see above).", file=sys.stderr)
+    if not cgroups.warn_if_off():
+        print("WARNING: grading WITHOUT per-submission cgroups (CGROUPS OFF, see above).", file=sys.stderr)
+    limits = from_course(root)
     started = time.monotonic()
-    staged = stage(root, submitted, args.assignment, [s for s in args.students.split(",") if s] or None)
-    if not staged:
-        print(f"no submissions found in {submitted}", file=sys.stderr)
-        return 1
-    results = grade_all(root, args.assignment, staged, min(jobs, len(staged)), db_url, not args.no_progress)
-    annotate(root, args.assignment, staged, results)
-    students = [s.student for s in staged]
+    listing = list_submissions(root / "submitted", args.assignment,
+                               [s for s in args.students.split(",") if s] or None)
+    for note in listing.set_aside:
+        print(f"set aside: {note}", file=sys.stderr)
+    if not listing.students:
+        print(f"no submissions found in {root / 'submitted'}", file=sys.stderr)
+        return NEEDS_ATTENTION if listing.set_aside else 1
+    students = listing.students
+    used = min(jobs, len(students))
+    outcomes = grade_all(root, args.assignment, students, used, db_url, limits, not args.no_progress)
+    annotate(args.assignment, outcomes)
+    # A wall-clock timeout with other students running may be the machine's fault: grade those again alone.
+    retry = [s for s in students if used > 1 and outcomes[s].ok and _needs_retry(args.assignment, s)]
+    if retry:
+        print(f"retrying alone after a wall-clock timeout under load: {', '.join(clean(s) for s in retry)}",
+              file=sys.stderr)
+        again = grade_all(root, args.assignment, retry, 1, db_url, limits, False)
+        annotate(args.assignment, again)
+        from .pipeline import load_record
+        from .preprocessors import write_record
+
+        for student in retry:
+            record = load_record(args.assignment, student)
+            record["retried_alone"] = True
+            write_record(paths.records_dir(args.assignment), student, record)
+        outcomes.update(again)
     scores = function_scores(db_url, args.assignment, students)
-    reasons = reasons_for(root, args.assignment, students)
+    reasons = reasons_for(args.assignment, students)
     if not args.no_summary:
         print(summary_table(scores, reasons))
     if not args.no_export:
         # The CSV covers every graded student, not only this run's.
         everyone = sorted(p.stem for p in paths.records_dir(args.assignment, root).glob("*.json"))
         export(root, db_url, function_scores(db_url, args.assignment, everyone),
-               reasons_for(root, args.assignment, everyone))
+               reasons_for(args.assignment, everyone))
         print(f"wrote {root / 'grades.csv'} and {root / 'grades_by_function.csv'}")
     elapsed = time.monotonic() - started
-    print(f"graded {len(staged)} submissions with {min(jobs, len(staged))} jobs in {elapsed:.1f} s")
-    # Missing or malformed notebooks are graded (as blank) and flagged in the table;
-    # only a submission that could not be graded at all makes the command fail.
-    return 2 if any(not ok for ok, _, _ in results.values()) else 0
+    print(f"graded {len(students)} submissions with {used} jobs in {elapsed:.1f} s")
+    attention = [s for s in students if reasons.get(s)] + listing.set_aside
+    if attention:
+        print(f"{len(attention)} submission(s) need attention (see the notes column)", file=sys.stderr)
+        return NEEDS_ATTENTION
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,15 +1,27 @@
 """nbgrader preprocessors that harden autograding (wired in by ``nbgrader_config.py``).
 
 ``SandboxedExecute``
-    nbgrader's Execute, but the kernel runs in bubblewrap with resource
-    limits, output is capped while it streams in, and a kernel that dies or
-    hangs ends execution with a note instead of failing the submission.
+    nbgrader's Execute, but the kernel runs in bubblewrap inside the
+    submission's cgroup, with limits from ``c.CnnLimits``; every output
+    message (stream, display data, display updates, results, errors, comms)
+    counts against a per-cell and a per-notebook cap as it arrives; and a
+    kernel that dies or hangs ends execution with a note instead of failing
+    the submission.
 
 ``TrustedVerdicts``
     Replaces the outputs of every graded test cell with a verdict decided
     outside the student's kernel (:mod:`cnngrader.verdicts`). Whatever the
     student's code did to its own kernel, the score of a test cell depends
     only on what the student's functions return for the hidden inputs.
+
+``SanitizeOutputs``
+    Makes the autograded notebook safe to render: only plain text, raster
+    images and sanitized HTML survive in outputs, student-written markdown
+    loses scripts and script links, and the output caps are applied once
+    more to the finished notebook.
+
+``RestoreCells``
+    Puts back deleted read-only and graded cells in release order.
 """
 
 from __future__ import annotations
@@ -17,9 +29,11 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,32 +42,103 @@ from nbclient.exceptions import CellTimeoutError
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Float, Integer
-from traitlets.config import Configurable
 
-from . import cases, paths
+from . import cases, cgroups, paths
 from .hidden_data import HiddenData, ensure_current
+from .limits import CnnLimits, Limits, from_config
 from .reference import grade_id, is_test_cell
-from .sandbox import Limits, SandboxedKernelManager
+from .sandbox import SandboxedKernelManager
+
+__all__ = ["CnnLimits", "RestoreCells", "SandboxedExecute", "SanitizeOutputs", "TrustedVerdicts"]
+
+#: nbgrader message types that add to or change a cell's outputs.
+_OUTPUT_MESSAGES = {"stream", "display_data", "update_display_data", "execute_result", "error"}
 
 
-class CnnLimits(Configurable):
-    """Resource limits for student code, set in ``nbgrader_config.py``."""
+# --------------------------------------------------------------------------
+# The submission's cgroup, shared by the kernel and the verdicts
+# --------------------------------------------------------------------------
 
-    memory_bytes = Integer(2 * 1024**3, help="address-space cap per student process").tag(config=True)
-    cpu_seconds = Integer(20, help="CPU seconds per graded function").tag(config=True)
-    wall_seconds = Float(20.0, help="wall-clock seconds per graded function").tag(config=True)
-    max_file_bytes = Integer(64 * 1024**2, help="largest file student code may write").tag(config=True)
-    kernel_cpu_seconds = Integer(300, help="CPU seconds for the whole notebook kernel").tag(config=True)
-    kernel_wall_seconds = Float(180.0, help="wall-clock seconds for running the whole notebook").tag(config=True)
-    max_output_bytes = Integer(200_000, help="output kept per cell; the rest is dropped").tag(config=True)
+_LIVE_GROUPS: set[cgroups.Group] = set()
+_GROUPS_LOCK = threading.Lock()
 
-    def limits(self) -> Limits:
-        env_wall = os.environ.get("CNN_WALL_SECONDS")
-        wall = float(env_wall) if env_wall else self.wall_seconds
-        cpu = max(1, int(wall)) if env_wall else self.cpu_seconds
-        return Limits(memory=self.memory_bytes, cpu=cpu, wall=wall, fsize=self.max_file_bytes,
-                      kernel_cpu=self.kernel_cpu_seconds)
+
+def submission_group(resources: ResourcesDict, limits: Limits) -> cgroups.Group | None:
+    """The cgroup of the submission being graded, created on first use (None when cgroups are off)."""
+    cnn = resources.setdefault("cnn", {})
+    if "group" not in cnn:
+        found = cgroups.backend()
+        cnn["cgroups"] = found.enabled
+        if not found.enabled:
+            cgroups.warn_if_off()
+        student = resources.get("nbgrader", {}).get("student", "?")
+        group = found.submission(student, limits.submission_memory_bytes, limits.submission_pids) \
+            if found.enabled else None
+        cnn["group"] = group
+        if group is not None:
+            with _GROUPS_LOCK:
+                _LIVE_GROUPS.add(group)
+    return cnn["group"]
+
+
+def release_submission_group(resources: ResourcesDict) -> None:
+    """Kill whatever is left of the submission's processes and remove its cgroup."""
+    group = resources.get("cnn", {}).pop("group", None)
+    if group is not None:
+        group.remove()
+        with _GROUPS_LOCK:
+            _LIVE_GROUPS.discard(group)
+
+
+def release_all_groups() -> None:
+    """Remove every submission cgroup this process still holds (after a failed autograde)."""
+    with _GROUPS_LOCK:
+        groups = list(_LIVE_GROUPS)
+        _LIVE_GROUPS.clear()
+    for group in groups:
+        group.remove()
+
+
+# --------------------------------------------------------------------------
+# Output caps
+# --------------------------------------------------------------------------
+
+def output_size(output: Any) -> int:
+    if output.get("output_type") == "stream":
+        return len(output.get("text", ""))
+    return len(json.dumps(output, default=str))
+
+
+def _note(text: str) -> NotebookNode:
+    return NotebookNode(output_type="stream", name="stdout", text=f"\n[{text}]\n")
+
+
+def cap_outputs(nb: NotebookNode, per_cell: int, total: int) -> int:
+    """Trim outputs to ``per_cell`` bytes per cell and ``total`` per notebook; returns outputs dropped.
+
+    Graded test cells are left alone: their outputs are the trusted verdicts,
+    and a verdict's error output removed would read as a pass to nbgrader.
+    """
+    used = 0
+    dropped = 0
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code" or is_test_cell(cell):
+            continue
+        kept, in_cell, cut = [], 0, False
+        for out in cell.get("outputs", []):
+            size = output_size(out)
+            if in_cell + size > per_cell or used + size > total:
+                dropped += 1
+                cut = True
+                continue
+            kept.append(out)
+            in_cell += size
+            used += size
+        if cut:
+            kept.append(_note(f"output truncated: more than {per_cell // 1000} kB in this cell or "
+                              f"{total // 1000} kB in the notebook"))
+        cell.outputs = kept
+    return dropped
 
 
 class SandboxedExecute(Execute):
@@ -65,30 +150,74 @@ class SandboxedExecute(Execute):
         # waited seconds for ipykernel to tidy up state nobody reads.
         kwargs["shutdown_kernel"] = "immediate"
         super().__init__(*args, **kwargs)
-        self._cnn = CnnLimits(parent=self)
+        self.cnn_limits = from_config(self.config)
         self._out_bytes: dict[int, int] = {}
+        self._total = 0
+        self._truncated: set[int] = set()
+        self._group: cgroups.Group | None = None
+
+    def create_kernel_manager(self) -> Any:
+        km = super().create_kernel_manager()
+        km.cnn_group = self._group
+        # No single message may be bigger than what a notebook may keep.
+        km.cnn_max_message = max(self.cnn_limits.max_notebook_output_bytes * 2, 1 << 20)
+        return km
 
     def preprocess(self, nb: NotebookNode, resources: ResourcesDict, km: Any = None):
-        self._out_bytes = {}
+        self._out_bytes, self._total, self._truncated = {}, 0, set()
         self._resources = resources
         resources.setdefault("cnn", {})["kernel"] = "ok"
+        self._group = submission_group(resources, self.cnn_limits)
         # The trusted verdicts need only the sanitized cells, so they run in
         # their own sandbox while the kernel works through the notebook.
         resources["cnn"]["verdicts"] = start_verdicts(nb, resources, self)
-        watchdog = threading.Timer(self._cnn.kernel_wall_seconds, self._wall_limit_reached)
-        watchdog.daemon = True
+        stop = threading.Event()
+        watchdog = threading.Thread(target=self._watch, args=(stop,), daemon=True)
         watchdog.start()
-        try:
-            return super().preprocess(nb, resources, km)
-        except Exception as exc:  # DeadKernelError, timeouts, a broken kernel
+        # The run happens on a copy, in a thread of its own: if anything in the
+        # kernel client hangs past every timeout, the grader walks away from it.
+        work = copy.deepcopy(nb)
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                super(SandboxedExecute, self).preprocess(work, resources, km)
+            except BaseException as exc:  # noqa: BLE001 - DeadKernelError, timeouts, a broken kernel
+                box["error"] = exc
+
+        runner = threading.Thread(target=run, daemon=True, name="cnn-kernel-run")
+        runner.start()
+        runner.join(self.cnn_limits.kernel_wall_seconds + 60)
+        stop.set()
+        if runner.is_alive():
+            self._stop_kernel(f"the notebook run was abandoned after {self.cnn_limits.kernel_wall_seconds + 60:g} s")
+            self.log.warning("%s", resources["cnn"]["kernel"])
+            return nb, resources
+        if "error" in box:
             note = resources["cnn"].get("kernel", "ok")
             if note == "ok":
-                note = f"the notebook kernel stopped: {type(exc).__name__}: {str(exc)[:200]}"
+                note = f"the notebook kernel stopped ({type(box['error']).__name__})"
             resources["cnn"]["kernel"] = note
             self.log.warning("%s", note)
-            return nb, resources
-        finally:
-            watchdog.cancel()
+        nb.cells = work.cells
+        return nb, resources
+
+    def _watch(self, stop: threading.Event) -> None:
+        """Stop the kernel at its wall-clock limit, or when all its processes used their CPU budget."""
+        limits = self.cnn_limits
+        started = time.monotonic()
+        while not stop.wait(0.25):
+            if time.monotonic() - started > limits.kernel_wall_seconds:
+                self._stop_kernel(f"the notebook run was stopped after {limits.kernel_wall_seconds:g} s")
+                return
+            group = getattr(getattr(self, "km", None), "_kernel_group", None)
+            if group is not None and group.cpu_seconds() > limits.kernel_cpu_seconds:
+                self._stop_kernel(f"the notebook run used its {limits.kernel_cpu_seconds} s of CPU time")
+                return
+
+    def _stop_kernel(self, note: str) -> None:
+        self._resources["cnn"]["kernel"] = note
+        self._kill_kernel()
 
     async def async_execute_cell(self, cell: NotebookNode, cell_index: int, execution_count: int | None = None,
                                  store_history: bool = True) -> NotebookNode:
@@ -114,12 +243,11 @@ class SandboxedExecute(Execute):
         self._kill_kernel()
         raise CellTimeoutError(note)
 
-    def _wall_limit_reached(self) -> None:
-        self._resources["cnn"]["kernel"] = f"the notebook run was stopped after {self._cnn.kernel_wall_seconds:g} s"
-        self._kill_kernel()
-
     def _kill_kernel(self) -> None:
         km = getattr(self, "km", None)
+        group = getattr(km, "_kernel_group", None)
+        if group is not None:
+            group.kill()
         proc = getattr(getattr(km, "provisioner", None), "process", None)
         if proc is not None:
             try:
@@ -130,22 +258,23 @@ class SandboxedExecute(Execute):
                 except Exception:  # noqa: BLE001
                     pass
 
-    def output(self, outs: list[NotebookNode], msg: dict, display_id: str | None, cell_index: int):
-        """Keep at most ``max_output_bytes`` per cell, so a flood cannot exhaust the grader."""
-        used = self._out_bytes.get(cell_index, 0)
-        cap = self._cnn.max_output_bytes
-        if used >= cap:
-            return None
-        content = msg.get("content", {})
-        size = len(json.dumps(content, default=str)) if msg.get("msg_type") != "stream" \
-            else len(content.get("text", ""))
-        self._out_bytes[cell_index] = used + size
-        if used + size > cap:
-            note = NotebookNode(output_type="stream", name="stdout",
-                                text=f"\n[output truncated: this cell printed more than {cap // 1000} kB]\n")
-            outs.append(note)
-            return note
-        return super().output(outs, msg, display_id, cell_index)
+    def process_message(self, msg: dict, cell: NotebookNode, cell_index: int) -> NotebookNode | None:
+        """Count every output-changing message against the caps before nbclient applies it."""
+        msg_type = msg.get("msg_type", "")
+        if msg_type in _OUTPUT_MESSAGES or msg_type.startswith("comm"):
+            content = msg.get("content", {})
+            size = len(content.get("text", "")) if msg_type == "stream" else len(json.dumps(content, default=str))
+            per_cell, total = self.cnn_limits.max_output_bytes, self.cnn_limits.max_notebook_output_bytes
+            used = self._out_bytes.get(cell_index, 0)
+            if used + size > per_cell or self._total + size > total:
+                if cell_index not in self._truncated:
+                    self._truncated.add(cell_index)
+                    cell.outputs.append(_note(f"output truncated: this cell printed more than "
+                                              f"{per_cell // 1000} kB, or the notebook more than {total // 1000} kB"))
+                return None
+            self._out_bytes[cell_index] = used + size
+            self._total += size
+        return super().process_message(msg, cell, cell_index)
 
 
 @lru_cache(maxsize=1)
@@ -170,15 +299,23 @@ def verdict_outputs(passed: bool, message: str) -> list[NotebookNode]:
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cnn-verdicts")
 
 
+def verdict_budget(limits: Limits) -> float:
+    """Seconds the verdicts of one submission may take in all, before the grader gives up waiting."""
+    from .verdicts import HELLO_SECONDS
+
+    return len(paths.FUNCTIONS) * (limits.wall_seconds + HELLO_SECONDS + 10) + 60
+
+
 def start_verdicts(nb: NotebookNode, resources: ResourcesDict, parent: Any) -> Future:
     """Start the sandboxed verdict run for ``nb`` in the background."""
     from .verdicts import run_verdicts
 
-    limits = CnnLimits(parent=parent).limits()
+    limits = from_config(parent.config)
     workdir = resources.get("metadata", {}).get("path")
     snapshot = copy.deepcopy(nb)
     data = hidden_data()
-    return _POOL.submit(run_verdicts, snapshot, Path(workdir) if workdir else None, data, limits)
+    group = submission_group(resources, limits)
+    return _POOL.submit(run_verdicts, snapshot, Path(workdir) if workdir else None, data, limits, None, group)
 
 
 class RestoreCells(NbGraderPreprocessor):
@@ -234,6 +371,14 @@ def _release_cells(path: str, mtime: float) -> list[NotebookNode]:
     return [c for c in nbformat.read(path, as_version=4).cells if grade_id(c)]
 
 
+@lru_cache(maxsize=4)
+def _release_markdown(path: str, mtime: float) -> frozenset[str]:
+    """The source of every markdown cell of the release: lesson text the course itself wrote."""
+    import nbformat
+
+    return frozenset(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+
+
 def hidden_lines(nb: NotebookNode) -> set[str]:
     """Distinctive lines of the hidden test regions restored into ``nb``."""
     lines: set[str] = set()
@@ -261,8 +406,7 @@ def scrub_hidden_text(nb: NotebookNode) -> int:
         for k, out in enumerate(cell.get("outputs", [])):
             text = json.dumps(out)
             if any(line in text or json.dumps(line)[1:-1] in text for line in secret):
-                cell.outputs[k] = NotebookNode(output_type="stream", name="stdout",
-                                               text="[output removed: it quoted hidden test source]\n")
+                cell.outputs[k] = _note("output removed: it quoted hidden test source")
                 replaced += 1
     return replaced
 
@@ -272,28 +416,42 @@ class TrustedVerdicts(NbGraderPreprocessor):
 
     def preprocess(self, nb: NotebookNode, resources: ResourcesDict):
         started = time.monotonic()
-        future = resources.get("cnn", {}).pop("verdicts", None)
-        if future is None:  # SandboxedExecute did not run (another Execute is configured)
-            future = start_verdicts(nb, resources, self)
-        run = future.result()
-        registry = cases.by_grade_id()
-        for cell in nb.cells:
-            if not is_test_cell(cell):
-                continue
-            verdict = run.verdicts.get(grade_id(cell))
-            if verdict is None:
-                # A graded cell with no trusted check cannot be trusted: it scores nothing.
-                cell.outputs = verdict_outputs(False, "this test cell is not part of the course's hidden checks")
-            elif verdict.passed:
-                check = registry[verdict.grade_id]
-                cell.outputs = verdict_outputs(True, f"Hidden tests passed: {check.function} - {check.prop}")
-            else:
-                cell.outputs = verdict_outputs(False, verdict.message)
-        scrub_hidden_text(nb)
-        self._record(resources, run, time.monotonic() - started)
+        limits = from_config(self.config)
+        try:
+            future = resources.get("cnn", {}).pop("verdicts", None)
+            if future is None:  # SandboxedExecute did not run (another Execute is configured)
+                future = start_verdicts(nb, resources, self)
+            try:
+                run = future.result(timeout=verdict_budget(limits))
+            except FutureTimeout:
+                run = _gave_up(limits)
+            registry = cases.by_grade_id()
+            for cell in nb.cells:
+                if not is_test_cell(cell):
+                    continue
+                verdict = run.verdicts.get(grade_id(cell))
+                if verdict is None:
+                    # A graded cell with no trusted check cannot be trusted: it scores nothing.
+                    cell.outputs = verdict_outputs(False, "this test cell is not part of the course's hidden checks")
+                elif verdict.passed:
+                    check = registry[verdict.grade_id]
+                    cell.outputs = verdict_outputs(True, f"Hidden tests passed: {check.function} - {check.prop}")
+                else:
+                    cell.outputs = verdict_outputs(False, verdict.message)
+            scrub_hidden_text(nb)
+            group = resources.get("cnn", {}).get("group")
+            if group is not None:
+                group.kill()
+                usage = group.usage()
+                resources["cnn"]["memory_peak"] = usage.memory_peak
+            self._record(resources, run, time.monotonic() - started)
+        finally:
+            release_submission_group(resources)
         return nb, resources
 
     def _record(self, resources: ResourcesDict, run: Any, seconds: float) -> None:
+        import resource
+
         info = resources.get("nbgrader", {})
         student, assignment = info.get("student"), info.get("assignment")
         if not student or not assignment:
@@ -301,14 +459,115 @@ class TrustedVerdicts(NbGraderPreprocessor):
         record = {
             "student": student,
             "assignment": assignment,
+            "status": "graded",
+            "attention": list(resources.get("cnn", {}).get("attention", [])),
             "sandboxed": run.sandboxed,
+            "cgroups": bool(resources.get("cnn", {}).get("cgroups")),
             "kernel": resources.get("cnn", {}).get("kernel", "not run"),
             "functions": run.process_notes,
+            "function_cpu_seconds": run.cpu,
+            "wall_timeouts": run.wall_timeouts,
+            "errors": run.errors,
             "verdicts": {gid: {"passed": v.passed, "messages": v.messages} for gid, v in run.verdicts.items()},
             "verdict_wait_seconds": round(seconds, 3),
+            "submission_memory_peak": resources.get("cnn", {}).get("memory_peak"),
+            "grader_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         }
-        out = paths.records_dir(assignment)
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / f".{student}.json.tmp"
-        tmp.write_text(json.dumps(record, indent=1))
-        os.replace(tmp, out / f"{student}.json")
+        records = paths.records_dir(assignment)
+        write_record(records, student, record)
+
+
+def write_record(folder: Path, student: str, record: dict) -> None:
+    """Write one student's grading record atomically (merging with what the batch added)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{student}.json"
+    tmp = folder / f".{student}.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, target)
+
+
+def _gave_up(limits: Limits) -> Any:
+    from .judge import Verdict
+    from .verdicts import GradingRun
+
+    note = f"grading did not finish within {verdict_budget(limits):.0f} s"
+    run = GradingRun({}, sandboxed=False)
+    for check in cases.checks():
+        run.verdicts[check.grade_id] = Verdict(check.grade_id, False, [f"{check.function} - {check.prop}: {note}"])
+    run.process_notes = {fn: note for fn in paths.FUNCTIONS}
+    run.errors.append(note)
+    return run
+
+
+# --------------------------------------------------------------------------
+# Sanitizing what a browser will render
+# --------------------------------------------------------------------------
+
+#: Output types kept as they are; HTML is kept after sanitizing; everything else is dropped.
+SAFE_MIME = ("text/plain", "image/png", "image/jpeg", "image/gif")
+_IMAGE = re.compile(r"^[A-Za-z0-9+/=\s]*$")
+_SCRIPT_URL = re.compile(r"(?i)(java|vb|live)\s*script\s*:|data\s*:\s*text/html")
+
+
+def clean_html(html: str) -> str:
+    """Sanitize an HTML fragment: no scripts, no event handlers, no script URLs, no styles that run code."""
+    import nh3
+
+    return nh3.clean(html, url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
+
+
+def clean_markdown(text: str) -> str:
+    """Student-written markdown: raw HTML sanitized and script links neutralized."""
+    return _SCRIPT_URL.sub("blocked:", clean_html(text))
+
+
+def _clean_bundle(data: dict) -> dict:
+    out = {}
+    for mime, value in data.items():
+        text = "".join(value) if isinstance(value, list) else value
+        if not isinstance(text, str):
+            continue
+        if mime == "text/plain":
+            out[mime] = text
+        elif mime in ("image/png", "image/jpeg", "image/gif") and _IMAGE.match(text):
+            out[mime] = text
+        elif mime == "text/html":
+            out[mime] = clean_html(text)
+    if not out:
+        out["text/plain"] = "[output of a type that feedback does not show]"
+    return out
+
+
+class SanitizeOutputs(NbGraderPreprocessor):
+    """Make the autograded notebook safe to render in a student's or an instructor's browser."""
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict):
+        limits = from_config(self.config)
+        assignment = resources.get("nbgrader", {}).get("assignment") or paths.ASSIGNMENT
+        release = paths.release_notebook(assignment)
+        lesson = _release_markdown(str(release), release.stat().st_mtime) if release.exists() else frozenset()
+        for cell in nb.cells:
+            kind = cell.get("cell_type")
+            if kind == "markdown":
+                if cell.source not in lesson:
+                    cell.source = clean_markdown(cell.source)
+                attachments = cell.get("attachments") or {}
+                for name in list(attachments):
+                    bundle = {k: v for k, v in attachments[name].items() if k in SAFE_MIME[1:]}
+                    if bundle:
+                        attachments[name] = bundle
+                    else:
+                        del attachments[name]
+            elif kind == "raw":
+                # A raw cell marked text/html would be pasted into the page as it is.
+                keep = {"nbgrader": cell.metadata["nbgrader"]} if "nbgrader" in cell.metadata else {}
+                cell.metadata = NotebookNode(keep)
+            elif kind == "code" and not is_test_cell(cell):
+                for out in cell.get("outputs", []):
+                    if "data" in out:
+                        out["data"] = NotebookNode(_clean_bundle(out["data"]))
+                        out["metadata"] = NotebookNode({})
+                    if out.get("output_type") == "stream" and not isinstance(out.get("text"), str):
+                        out["text"] = "".join(out.get("text") or [])
+        cap_outputs(nb, limits.max_output_bytes, limits.max_notebook_output_bytes)
+        return nb, resources

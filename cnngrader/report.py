@@ -33,6 +33,7 @@ from matplotlib.ticker import MaxNLocator
 from nbgrader.api import Gradebook, MissingEntry
 
 from . import cases, paths
+from .textsafe import clean
 
 #: Same course id as ``nbgrader_config.py``; passing it stops nbgrader from
 #: inserting a stray "default_course" row when it opens the gradebook.
@@ -149,6 +150,8 @@ def _attention_reasons(record: dict | None, broken: str | None,
     if record is not None:
         attention = record.get("attention") or []
         reasons.extend([attention] if isinstance(attention, str) else [str(a) for a in attention])
+        if record.get("status") == "failed":
+            reasons.append(str(record.get("failure") or "autograde failed"))
         kernel = record.get("kernel", "not recorded")
         if kernel != "ok":
             reasons.append(f"notebook kernel: {kernel}")
@@ -258,7 +261,14 @@ def collect(db_url: str | None = None, assignment: str = paths.ASSIGNMENT,
         "zero": sum(1 for r in graded if abs(r["score"]) <= EPS),
         "attention": len(attention),
         "unsandboxed": sum(1 for rec in records.values() if rec.get("sandboxed") is False),
+        "no_cgroups": sum(1 for rec in records.values() if rec.get("cgroups") is False),
     }
+    # Student ids and reasons go into HTML escaped by Jinja; control characters are escaped here.
+    for row in rows:
+        row["student"] = clean(row["student"], 80)
+    for item in attention:
+        item["student"] = clean(item["student"], 80)
+        item["reasons"] = [clean(r, 400) for r in item["reasons"]]
     return {
         "assignment": assignment,
         "functions": [{"name": fn, "points": points[fn]} for fn in paths.FUNCTIONS],
