@@ -11,7 +11,7 @@ N ?= 20
 PYTEST_ARGS ?=
 
 .PHONY: help venv system-deps hidden-data release validate demo grade feedback export report figures \
-        summary test lint lab bench accuracy clean
+        summary test test-fast lint lab bench accuracy isolation limits clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -39,12 +39,13 @@ validate: venv hidden-data  ## nbgrader validate on the source notebook
 
 demo: venv system-deps release  ## the whole course on the bundled example submissions
 	$(PY) -m cnngrader.submissions --out submitted
-	$(PY) -m cnngrader.batch --assignment $(ASSIGNMENT) --jobs $(JOBS) --no-summary
+	# Exit code 3 means "some submissions need attention": the demo has two on purpose.
+	$(PY) -m cnngrader.batch --assignment $(ASSIGNMENT) --jobs $(JOBS) --no-summary || test $$? -eq 3
 	nbgrader generate_feedback $(ASSIGNMENT) --force
 	$(PY) -m cnngrader.report --assignment $(ASSIGNMENT)
 	$(PY) -m cnngrader.batch --assignment $(ASSIGNMENT) --summary-only
 
-grade: venv system-deps hidden-data  ## grade everything in submitted/ in parallel (ASSIGNMENT, JOBS)
+grade: venv system-deps hidden-data  ## grade everything in submitted/ in parallel; exit 3 = some need attention
 	$(PY) -m cnngrader.batch --assignment $(ASSIGNMENT) --jobs $(JOBS)
 
 feedback: venv  ## HTML feedback for every graded student (no hidden test source)
@@ -70,6 +71,9 @@ test: venv  ## the whole test suite (installs bubblewrap, chromium, postgresql w
 	$(PY) -m cnngrader.hidden_data --if-stale
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+test-fast: venv  ## the fast subset (unit tests, no grading runs), in seconds
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
 lint: venv  ## ruff
 	ruff check .
 
@@ -78,6 +82,12 @@ bench: venv system-deps hidden-data  ## stock nbgrader vs hardened parallel grad
 
 accuracy: venv system-deps hidden-data  ## mutants caught, variants passed, isolation holding
 	$(PY) -m cnngrader.accuracy --jobs $(JOBS)
+
+isolation: venv system-deps hidden-data  ## full-size isolation cases: 3 s victim next to an attacker, default limits
+	CNN_FULL_SIZE=1 $(PY) -m pytest -s tests/test_isolation.py $(PYTEST_ARGS)
+
+limits: venv  ## print every limit in force (defaults from cnngrader/limits.py, overrides from nbgrader_config.py)
+	$(PY) -m cnngrader.limits
 
 clean:  ## remove generated grading output (keeps the venv)
 	rm -rf autograded/*/ feedback/*/ submitted/*/ .grading gradebook.db grades.csv grades_by_function.csv

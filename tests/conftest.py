@@ -2,7 +2,8 @@
 
 Grading goes through the same path an instructor uses (``python -m
 cnngrader.batch`` on a copy of the course made by :mod:`cnngrader.workspace`).
-The per-function time limit is lowered to 5 s so the hang attacks finish
+The per-function CPU limit is lowered to 5 s (and the wall-clock backstop
+to 10 s) in the copy's ``nbgrader_config.py``, so the hang attacks finish
 quickly; the naive reference needs under 0.05 s per function.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,12 @@ from cnngrader import paths, submissions
 from cnngrader.reference import grade_id, is_test_cell
 from cnngrader.workspace import Course, make_course, nbgrader
 
-WALL = "5"
+#: Limits written into the test course's nbgrader_config.py.
+TEST_LIMITS = {"cpu_seconds": 5, "wall_seconds": 10.0, "kernel_cpu_seconds": 30, "kernel_wall_seconds": 60.0}
+#: Exit codes of a batch that graded everyone (3: some need attention).
+BATCH_OK = (0, 3)
+#: Other settings of the test course: a shorter per-cell timeout for the notebook kernel.
+TEST_CONFIG = ("c.Execute.timeout = 5",)
 DEMO = ("alice", "bob", "carol", "dave", "erin")
 
 
@@ -54,7 +61,14 @@ def build_attack(attack: Attack, submitted: Path) -> None:
         cell.metadata["nbgrader"] = {"grade": True, "grade_id": "test_fake_bonus", "locked": True,
                                      "points": 100, "schema_version": 3, "solution": False, "task": False}
         nb.cells.append(cell)
+    if attack.markdown is not None:
+        cell = nbformat.v4.new_markdown_cell(attack.markdown)
+        cell.id = "student-markdown"
+        setup = next(k for k, c in enumerate(nb.cells) if grade_id(c) == "setup")
+        nb.cells.insert(setup + 1, cell)
     path = submissions.write(nb, submitted, f"h_{attack.name}")
+    if attack.rename:
+        path.rename(path.parent / attack.rename)
     for name, spec in attack.files.items():
         target = path.parent / name
         if target.exists():
@@ -64,8 +78,52 @@ def build_attack(attack: Attack, submitted: Path) -> None:
             os.symlink(value, target)
         elif kind == "size":
             target.write_bytes(b"\0" * int(value))
+        elif kind == "fifo":
+            os.mkfifo(target)
+        elif kind == "deep":
+            # Built relative to each level, so no path ever gets longer than the OS allows.
+            fd = os.open(path.parent, os.O_RDONLY)
+            for _ in range(int(value)):
+                os.mkdir(name, dir_fd=fd)
+                new = os.open(name, os.O_RDONLY, dir_fd=fd)
+                os.close(fd)
+                fd = new
+            os.close(fd)
+        elif kind == "many":
+            target.mkdir()
+            for k in range(int(value)):
+                (target / f"f{k}.txt").write_bytes(b"x")
         else:
             target.write_text(value)
+
+
+def remove_deep(folder: Path) -> None:
+    """Remove a folder nested too deep for shutil.rmtree's recursion (and for any single path)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY
+
+    def subdir(fd: int) -> str | None:
+        for name in os.listdir(fd):
+            if stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                return name
+        return None
+
+    while os.path.lexists(folder):
+        fds, names = [os.open(folder, flags)], []
+        while (name := subdir(fds[-1])) is not None:
+            names.append(name)
+            fds.append(os.open(name, flags, dir_fd=fds[-1]))
+        for name in os.listdir(fds[-1]):
+            os.unlink(name, dir_fd=fds[-1])
+        # Remove empty folders upward; stop where a folder still holds something else.
+        while names:
+            os.close(fds.pop())
+            os.rmdir(names.pop(), dir_fd=fds[-1])
+            if os.listdir(fds[-1]):
+                break
+        for fd in fds:
+            os.close(fd)
+        if not names and not os.listdir(folder):
+            os.rmdir(folder)
 
 
 @dataclass
@@ -74,35 +132,44 @@ class Graded:
     before: dict[str, dict[str, float]]
     seconds: float
     stdout: str
+    stderr: str
+    disk_growth: int
+    exit_code: int
 
 
 @pytest.fixture(scope="session")
-def graded(tmp_path_factory) -> Graded:
+def graded(tmp_path_factory):
     """The demo students, graded; then the hostile catalogue, graded in a second batch."""
-    course = make_course(tmp_path_factory.mktemp("graded") / "course")
+    course = make_course(tmp_path_factory.mktemp("graded") / "course", limits=TEST_LIMITS,
+                         extra_config=TEST_CONFIG)
     submissions.write_demo(course.submitted)
-    first = course.grade(jobs=2, CNN_WALL_SECONDS=WALL)
-    assert first.returncode in (0, 2), first.stderr[-3000:]
+    first = course.grade(jobs=2)
+    assert first.returncode in BATCH_OK, first.stderr[-3000:]
     before = course.scores()
     for attack in ATTACKS:
         build_attack(attack, course.submitted)
     started = time.monotonic()
     names = ",".join(f"h_{a.name}" for a in ATTACKS)
-    second = course.grade(jobs=2, extra_args=("--students", names), CNN_WALL_SECONDS=WALL)
+    disk_before = shutil.disk_usage(course.root).used + shutil.disk_usage("/tmp").used
+    second = course.grade(jobs=2, extra_args=("--students", names))
     seconds = time.monotonic() - started
-    assert second.returncode in (0, 2), second.stderr[-3000:]
+    disk_growth = shutil.disk_usage(course.root).used + shutil.disk_usage("/tmp").used - disk_before
+    assert second.returncode in BATCH_OK, second.stderr[-3000:]
     fb = nbgrader(course.root, "generate_feedback", course.assignment, "--force", check=False)
     assert fb.returncode == 0, fb.stderr[-3000:]
-    return Graded(course, before, seconds, first.stdout + second.stdout)
+    yield Graded(course, before, seconds, first.stdout + second.stdout, second.stderr, disk_growth,
+                 second.returncode)
+    for folder in course.submitted.glob("*/*/deep"):
+        remove_deep(folder)
 
 
 @pytest.fixture()
 def fresh_course(tmp_path) -> Course:
-    return make_course(tmp_path / "course")
+    return make_course(tmp_path / "course", limits=TEST_LIMITS, extra_config=TEST_CONFIG)
 
 
 def release_dir(root: Path) -> Path:
     return root / "release" / paths.ASSIGNMENT
 
 
-__all__ = ["build_attack", "Graded", "DEMO", "shutil"]
+__all__ = ["build_attack", "Graded", "DEMO", "TEST_LIMITS", "TEST_CONFIG", "BATCH_OK", "remove_deep"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import BATCH_OK, TEST_LIMITS
 
 from cnngrader import accuracy
 from cnngrader.workspace import make_course
@@ -18,10 +19,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="session")
 def acc_course(tmp_path_factory):
-    course = make_course(tmp_path_factory.mktemp("accuracy") / "course")
+    course = make_course(tmp_path_factory.mktemp("accuracy") / "course", limits=TEST_LIMITS)
     accuracy.write_submissions(course)
     proc = course.grade(jobs=2, extra_args=("--no-summary", "--no-export"))
-    assert proc.returncode in (0, 2), proc.stderr[-3000:]
+    assert proc.returncode in BATCH_OK, proc.stderr[-3000:]
     return course
 
 
@@ -74,3 +75,27 @@ def test_failure_messages_name_the_property(acc_course, mutant, phrase):
     # No hidden expected value is ever printed: only shapes, counts and one rounded difference.
     for m in messages:
         assert not re.search(r"\d\.\d{4,}", m), m
+
+
+#: Bugs that belong to one property, and the points that property's cells are worth.
+ONE_CHARGE = {
+    "conv_backward__unpad_negative_index": ("test_conv_backward_pad0",),
+    "conv_backward__stride_forgotten": ("test_conv_backward_stride",),
+    "conv_backward__dA_assign_not_add": ("test_conv_backward_dA",),
+    "conv_backward__db_last_example": ("test_conv_backward_dW_db",),
+    "conv_forward__stride_forgotten": ("test_conv_forward_stride",),
+    "conv_forward__bias_forgotten": ("test_conv_forward_channels",),
+    "conv_forward__caches_padded_input": ("test_conv_forward_cache",),
+    "pool_forward__stride_forgotten": ("test_pool_forward_stride",),
+    "pool_forward__mode_ignored": ("test_pool_forward_average",),
+    "pool_forward__caches_output": ("test_pool_forward_cache",),
+    "pool_backward__max_assign_not_add": ("test_pool_backward_overlap",),
+    "pool_backward__average_assign_not_add": ("test_pool_backward_overlap",),
+}
+
+
+@pytest.mark.parametrize("mutant, cells", sorted(ONE_CHARGE.items()))
+def test_one_bug_costs_its_own_property_once(acc_course, mutant, cells):
+    record = acc_course.records()[f"m__{mutant}"]
+    failed = sorted(gid for gid, v in record["verdicts"].items() if not v["passed"])
+    assert failed == sorted(cells)

@@ -6,13 +6,14 @@ import csv
 import sqlite3
 
 import pytest
+from conftest import BATCH_OK
 
 from cnngrader.workspace import function_points
 
 pytestmark = pytest.mark.slow
 
 CAROL = {"zero_pad": 6, "conv_single_step": 6, "conv_forward": 17, "pool_forward": 16, "conv_backward": 22,
-         "create_mask_from_window": 5, "distribute_value": 2, "pool_backward": 10}
+         "create_mask_from_window": 5, "distribute_value": 2, "pool_backward": 14}
 
 
 def test_reference_scores_100(graded):
@@ -70,12 +71,12 @@ def test_grades_csv_exported(graded):
     rows = {r["student_id"]: r for r in csv.DictReader(open(graded.course.root / "grades.csv"))}
     assert float(rows["alice"]["score"]) == 100 and float(rows["bob"]["score"]) == 0
     by_fn = {r["student_id"]: r for r in csv.DictReader(open(graded.course.root / "grades_by_function.csv"))}
-    assert float(by_fn["carol"]["total"]) == 84
+    assert float(by_fn["carol"]["total"]) == 88
 
 
 def test_regrading_is_idempotent(graded):
-    again = graded.course.grade(jobs=2, extra_args=("--students", "alice,carol,dave"), CNN_WALL_SECONDS="5")
-    assert again.returncode in (0, 2)
+    again = graded.course.grade(jobs=2, extra_args=("--students", "alice,carol,dave"))
+    assert again.returncode in BATCH_OK
     after = graded.course.scores()
     for student in ("alice", "carol", "dave"):
         assert after[student] == graded.before[student]

@@ -54,7 +54,7 @@ FAILED: dict[str, dict[str, list[str]]] = {
         "test_conv_forward_stride": _wrong("20 of 24 entries differ, largest difference 17",
                                            "33 of 36 entries differ, largest difference 7.4"),
         "test_conv_forward_cache": [
-            "conv_forward - cache must hold the unpadded input: cache must hold the unpadded input A_prev "
+            "conv_forward - cache must hold the unpadded input and the parameters: cache must hold the unpadded input A_prev "
             "(cache A_prev has the wrong shape: got (2, 9, 8, 2)) [case: A_prev (2, 5, 4, 2), W (3, 3, 2, 2), "
             "stride=1, pad=2]"],
     },
