@@ -9,9 +9,12 @@ ASSIGNMENT ?= conv_step_by_step
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 N ?= 20
 PYTEST_ARGS ?=
+LAB_ARGS ?=
+ROSTER ?= roster.csv
 
 .PHONY: help venv system-deps hidden-data release validate demo grade feedback export report figures \
-        summary test test-fast lint lab bench accuracy isolation limits clean
+        summary test test-fast lint lab formgrader exchange publish collect return-feedback roster \
+        bench accuracy isolation limits clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -23,6 +26,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproj
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install -q --no-deps -e .
+	# jsonschema's optional IRI checker (pulled in by jupyter-events) builds five Earley parsers
+	# at import, 2.7 s on every nbgrader or jupyter start; nothing here validates IRIs.
+	$(PY) -m pip uninstall -y -q rfc3987-syntax
 	touch $@
 
 system-deps:  ## bubblewrap for the sandbox (apt as root, otherwise prints how)
@@ -31,28 +37,41 @@ system-deps:  ## bubblewrap for the sandbox (apt as root, otherwise prints how)
 hidden-data: venv  ## build grader_data/ (hidden inputs and expectations) if the solutions changed
 	$(PY) -m cnngrader.hidden_data --if-stale
 
-release: venv hidden-data  ## regenerate release/ from source/ with nbgrader
+release: venv hidden-data  ## regenerate release/ from source/ with nbgrader (and record the due dates)
 	nbgrader generate_assignment $(ASSIGNMENT) --force
+	$(PY) -m cnngrader.term
 
 validate: venv hidden-data  ## nbgrader validate on the source notebook
 	nbgrader validate source/$(ASSIGNMENT)/$(ASSIGNMENT).ipynb
 
-demo: venv system-deps release  ## the whole course on the bundled example submissions
-	$(PY) -m cnngrader.submissions --out submitted
-	# Exit code 3 means "some submissions need attention": the demo has two on purpose.
-	$(PY) -m cnngrader.batch --assignment $(ASSIGNMENT) --jobs $(JOBS) --no-summary || test $$? -eq 3
-	nbgrader generate_feedback $(ASSIGNMENT) --force
-	$(PY) -m cnngrader.report --assignment $(ASSIGNMENT)
-	$(PY) -m cnngrader.batch --assignment $(ASSIGNMENT) --summary-only
+demo: venv system-deps release  ## the whole course on bundled examples, in demo/ (never touches the class)
+	$(PY) -m cnngrader.demo
 
 grade: venv system-deps hidden-data  ## grade everything in submitted/ in parallel; exit 3 = some need attention
 	$(PY) -m cnngrader.batch --assignment $(ASSIGNMENT) --jobs $(JOBS)
 
-feedback: venv  ## HTML feedback for every graded student (no hidden test source)
+feedback: venv  ## HTML feedback for every graded student (self-contained, no hidden test source)
 	nbgrader generate_feedback $(ASSIGNMENT) --force
 
-export: venv  ## grades.csv via nbgrader export
+exchange:  ## create the course's exchange folder (shared by every user of this machine)
+	@mkdir -p "$${CNN_EXCHANGE:-exchange}" && chmod 1777 "$${CNN_EXCHANGE:-exchange}" && \
+	  echo "exchange: $$(cd "$${CNN_EXCHANGE:-exchange}" && pwd)"
+
+publish: venv exchange  ## release the assignment to students through the exchange
+	nbgrader release_assignment $(ASSIGNMENT) --force
+
+collect: venv  ## collect the latest submission of every student from the exchange into submitted/
+	nbgrader collect $(ASSIGNMENT)
+
+return-feedback: venv  ## release the generated feedback to every student through the exchange
+	nbgrader release_feedback $(ASSIGNMENT)
+
+roster: venv  ## import students (CSV: id,first_name,last_name,email) into the gradebook: ROSTER=file.csv
+	nbgrader db student import $(ROSTER)
+
+export: venv  ## grades.csv (nbgrader export) and canvas.csv (Canvas gradebook import)
 	nbgrader export
+	nbgrader export --exporter=cnngrader.exports.CanvasExportPlugin --to=canvas.csv
 
 report: venv  ## feedback/report.html: histogram, per-function means, failure reasons, attention list
 	$(PY) -m cnngrader.report --assignment $(ASSIGNMENT)
@@ -63,8 +82,11 @@ summary: venv  ## print the per-student, per-function table from the gradebook
 figures: venv  ## redraw source/<assignment>/images/
 	$(PY) -m cnngrader.figures
 
-lab: venv  ## JupyterLab on the student release
-	scripts/lab.sh
+lab: venv  ## JupyterLab as a student, in student/ (LAB_ARGS="--port=8899 ..." are passed on)
+	scripts/lab.sh student $(LAB_ARGS)
+
+formgrader: venv  ## JupyterLab as the instructor, on the course (formgrader, create assignment)
+	scripts/lab.sh instructor $(LAB_ARGS)
 
 test: venv  ## the whole test suite (installs bubblewrap, chromium, postgresql when root)
 	@scripts/system-deps.sh bubblewrap chromium postgresql
@@ -90,4 +112,5 @@ limits: venv  ## print every limit in force (defaults from cnngrader/limits.py, 
 	$(PY) -m cnngrader.limits
 
 clean:  ## remove generated grading output (keeps the venv)
-	rm -rf autograded/*/ feedback/*/ submitted/*/ .grading gradebook.db grades.csv grades_by_function.csv
+	@echo "make clean removes generated output only; submitted/ (students' work) is never touched."
+	rm -rf autograded/*/ feedback/*/ .grading/results .grading/staged demo grades.csv grades_by_function.csv canvas.csv

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+#: The nbgrader course id (students' nbgrader_config.py in student/ repeats it; a test checks).
+COURSE_ID = "cnn_step_by_step"
 ASSIGNMENT = "conv_step_by_step"
 #: Graded functions, in the order the notebook teaches them.
 FUNCTIONS = (

@@ -35,9 +35,8 @@ from nbgrader.api import Gradebook, MissingEntry
 from . import cases, paths
 from .textsafe import clean
 
-#: Same course id as ``nbgrader_config.py``; passing it stops nbgrader from
-#: inserting a stray "default_course" row when it opens the gradebook.
-COURSE_ID = "cnn_step_by_step"
+#: Passing the course id stops nbgrader from inserting a stray "default_course" row.
+COURSE_ID = paths.COURSE_ID
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "report.html.j2"
 #: How many failure reasons to show per function.
@@ -105,8 +104,8 @@ def _read_records(folder: Path) -> tuple[dict[str, dict], dict[str, str]]:
     return records, broken
 
 
-def _read_gradebook(db_url: str, assignment: str) -> tuple[list[str], dict[str, dict]]:
-    """All student ids, and per submitting student the total and per-function scores."""
+def _read_gradebook(db_url: str, assignment: str) -> tuple[list[str], dict[str, dict], dict[str, str]]:
+    """All student ids, per submitting student the total and per-function scores, and roster names."""
     if db_url.startswith("sqlite:///"):
         # nbgrader would silently create an empty gradebook; a typo should fail instead.
         db_file = Path(db_url[len("sqlite:///"):].split("?", 1)[0])
@@ -121,6 +120,7 @@ def _read_gradebook(db_url: str, assignment: str) -> tuple[list[str], dict[str, 
             # Otherwise a mistyped id gives a report in which nobody submitted.
             raise LookupError(f"no assignment {assignment!r} in the gradebook") from None
         students = [s.id for s in gb.students]
+        names = {s.id: ", ".join(p for p in (s.last_name, s.first_name) if p) for s in gb.students}
         for sub in gb.assignment_submissions(assignment):
             per_function: dict[str, float] = dict.fromkeys(paths.FUNCTIONS, 0.0)
             for notebook in sub.notebooks:
@@ -133,7 +133,7 @@ def _read_gradebook(db_url: str, assignment: str) -> tuple[list[str], dict[str, 
                 "max_score": float(sub.max_score or 0.0),
                 "functions": per_function,
             }
-    return students, submissions
+    return students, submissions, names
 
 
 def _attention_reasons(record: dict | None, broken: str | None,
@@ -214,7 +214,7 @@ def collect(db_url: str | None = None, assignment: str = paths.ASSIGNMENT,
     """
     root = root or paths.course_root()
     db_url = paths.normalise_db_url(db_url) if db_url else paths.default_db_url(root)
-    gb_students, submissions = _read_gradebook(db_url, assignment)
+    gb_students, submissions, names = _read_gradebook(db_url, assignment)
     records, broken = _read_records(paths.records_dir(assignment, root))
 
     points = cases.function_points()
@@ -233,6 +233,7 @@ def collect(db_url: str | None = None, assignment: str = paths.ASSIGNMENT,
             percent = 100.0 * score / max_score if max_score else 0.0
         row = {
             "student": student,
+            "name": names.get(student, ""),
             "score": score,
             "max_score": max_score,
             "percent": percent,
@@ -242,8 +243,8 @@ def collect(db_url: str | None = None, assignment: str = paths.ASSIGNMENT,
         }
         rows.append(row)
         if reasons:
-            attention.append({"student": student, "score": score, "max_score": max_score,
-                              "reasons": reasons})
+            attention.append({"student": student, "name": names.get(student, ""), "score": score,
+                              "max_score": max_score, "reasons": reasons})
 
     graded = [r for r in rows if r["score"] is not None]
     scores = [r["percent"] for r in graded]
@@ -266,8 +267,10 @@ def collect(db_url: str | None = None, assignment: str = paths.ASSIGNMENT,
     # Student ids and reasons go into HTML escaped by Jinja; control characters are escaped here.
     for row in rows:
         row["student"] = clean(row["student"], 80)
+        row["name"] = clean(row["name"], 80)
     for item in attention:
         item["student"] = clean(item["student"], 80)
+        item["name"] = clean(item["name"], 80)
         item["reasons"] = [clean(r, 400) for r in item["reasons"]]
     return {
         "assignment": assignment,

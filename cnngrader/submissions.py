@@ -5,7 +5,8 @@ solution cells replaced (by the reference, by a mutant from ``tests/mutants``
 or by any other source), plus optional extra cells or deletions. Building
 them from the current release keeps every fixture in step with the notebook.
 
-``python -m cnngrader.submissions --out submitted`` writes the demo set:
+``python -m cnngrader.submissions --out FOLDER`` writes the demo set (``make demo``
+writes it into its own course copy, never into the class's ``submitted/``):
 
 ========  ==========================================================
 alice     the reference solutions: should score 100
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
-import shutil
 from functools import lru_cache
 from pathlib import Path
 
@@ -140,25 +140,25 @@ def buggy() -> NotebookNode:
 
 
 def write_demo(submitted: Path) -> list[str]:
-    """Write the demo students into ``submitted`` and return their ids."""
-    if submitted.exists():
-        shutil.rmtree(submitted)
+    """Write the demo students into ``submitted`` and return their ids (nothing else there is touched)."""
     write(solved(), submitted, "alice")
     write(read_release(), submitted, "bob")
     write(buggy(), submitted, "carol")
     bad = submitted / "dave" / paths.ASSIGNMENT
-    bad.mkdir(parents=True)
+    bad.mkdir(parents=True, exist_ok=True)
     (bad / f"{paths.ASSIGNMENT}.ipynb").write_text('{"cells": [ {"cell_type": "code", "source": "def zero_pad(')
     missing = submitted / "erin" / paths.ASSIGNMENT
-    missing.mkdir(parents=True)
+    missing.mkdir(parents=True, exist_ok=True)
     nbformat.write(solved(), str(missing / "my_copy_of_the_notebook.ipynb"))
     return ["alice", "bob", "carol", "dave", "erin"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the demo submissions.")
-    parser.add_argument("--out", type=Path, default=paths.course_root() / "submitted")
+    parser.add_argument("--out", type=Path, required=True, help="a submitted/ folder of a demo or test course")
     args = parser.parse_args(argv)
+    if args.out.resolve() == (paths.course_root() / "submitted").resolve():
+        parser.error("refusing to write demo students into the class's submitted/ folder (use `make demo`)")
     students = write_demo(args.out)
     print(f"wrote {len(students)} demo submissions to {args.out}: {', '.join(students)}")
     return 0
