@@ -22,17 +22,27 @@ benchmark as the baseline).
 import os
 from pathlib import Path
 
-from cnngrader.paths import default_db_url
+from cnngrader.paths import COURSE_ID, default_db_url
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
 HERE = Path(__file__).resolve().parent
 
 c.CourseDirectory.root = str(HERE)
-c.CourseDirectory.course_id = "cnn_step_by_step"
+c.CourseDirectory.course_id = COURSE_ID
 # SQLite by default; set CNN_DB_URL for PostgreSQL.
 c.CourseDirectory.db_url = default_db_url(HERE)
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+
+# The exchange, where release_assignment, submit, collect and release_feedback meet. Any
+# user may create the default (a folder of the course, git-ignored; `make exchange` makes it
+# shared on one machine). On a shared server, point every instructor and student at one
+# world-writable folder, for example CNN_EXCHANGE=/srv/nbgrader/exchange (see README).
+c.Exchange.root = os.environ.get("CNN_EXCHANGE") or str(HERE / "exchange")
+
+# Due dates and the late policy (cnngrader/term.py): 10% of the earned score per started day
+# late after 15 minutes of grace, at most 50%.
+c.CnnTerm.due_dates = {"conv_step_by_step": "2027-01-29 23:59:00 UTC"}
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
@@ -58,6 +68,7 @@ if not os.environ.get("CNN_STOCK_NBGRADER"):
         SaveAutoGrades,
     )
 
+    from cnngrader.feedback import FeedbackSummary, OfflineFeedbackExporter
     from cnngrader.pipeline import install
     from cnngrader.preprocessors import RestoreCells, SandboxedExecute, SanitizeOutputs, TrustedVerdicts
 
@@ -87,9 +98,15 @@ if not os.environ.get("CNN_STOCK_NBGRADER"):
         AssignLatePenalties,
         # CheckCellMetadata already ran while sanitizing; nothing after it changes metadata.
     ]
-    # Feedback never shows hidden test source, and no student HTML runs in a browser.
-    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+    c.AssignLatePenalties.plugin_class = "cnngrader.term.LatePenalty"
+    # Feedback never shows hidden test source, no student HTML runs in a browser, and the
+    # page works offline once fetched (figures embedded, math as MathML, nothing remote).
+    c.GenerateFeedback.preprocessors = [GetGrades, FeedbackSummary, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+    c.GenerateFeedback.exporter_class = OfflineFeedbackExporter
+    c.GenerateFeedback.post_convert_hook = "cnngrader.feedback.complete_feedback_folder"
     c.HTMLExporter.sanitize_html = True
+    # `nbgrader export` writes a spreadsheet-safe CSV; make export adds a Canvas gradebook.
+    c.ExportApp.plugin_class = "cnngrader.exports.SafeCsvExportPlugin"
 
 # Limits on student code and uploads: the defaults are in cnngrader/limits.py
 # (`make limits` prints every one in force). Override them here, for example:

@@ -34,6 +34,7 @@ from nbgrader.converters import Autograde
 from . import paths, preprocessors
 from .limits import from_config
 from .staging import StageResult, stage, valid_student_id
+from .term import CnnTerm, apply_due_dates
 from .textsafe import clean
 
 log = logging.getLogger("cnngrader.pipeline")
@@ -147,6 +148,9 @@ class HardenedAutograde(Autograde):
     def init_assignment(self, assignment_id: str, student_id: str) -> None:
         self._current = (assignment_id, student_id)
         try:
+            # The due date from nbgrader_config.py decides lateness (nbgrader reads it from the gradebook).
+            if assignment_id in CnnTerm(config=self.config).due_dates:
+                apply_due_dates(self.coursedir.db_url, self.coursedir.course_id, self.config)
             super().init_assignment(assignment_id, student_id)
         except Exception as exc:
             self._failed(exc)

@@ -327,13 +327,28 @@ class RestoreCells(NbGraderPreprocessor):
     release cell goes back after the nearest release cell the student kept.
     The restored test cells get their hidden parts from the gradebook in the
     ``OverwriteCells`` step that follows.
+
+    A test cell exactly as released also gets its hidden part back here,
+    from the source notebook: nbgrader's checksum is computed with the hidden
+    tests in, so an untouched cell would otherwise be reported as changed
+    ("Attribute 'checksum' ... has changed!") in every correct submission.
+    A cell the student really edited still differs and is still reported.
     """
 
     def preprocess(self, nb: NotebookNode, resources: ResourcesDict):
-        release = paths.release_notebook(resources.get("nbgrader", {}).get("assignment") or paths.ASSIGNMENT)
+        assignment = resources.get("nbgrader", {}).get("assignment") or paths.ASSIGNMENT
+        release = paths.release_notebook(assignment)
         if not release.exists():
             return nb, resources
         ref_cells = _release_cells(str(release), release.stat().st_mtime)
+        source = paths.source_notebook(assignment)
+        if source.exists():
+            released = {grade_id(c): c.source for c in ref_cells}
+            full = _source_cells(str(source), source.stat().st_mtime)
+            for cell in nb.cells:
+                gid = grade_id(cell)
+                if gid in full and is_test_cell(cell) and cell.get("source") == released.get(gid):
+                    cell.source = full[gid]
         known = {grade_id(c) for c in ref_cells}
         present: dict[str, NotebookNode] = {}
         for cell in nb.cells:
@@ -369,6 +384,14 @@ def _release_cells(path: str, mtime: float) -> list[NotebookNode]:
     import nbformat
 
     return [c for c in nbformat.read(path, as_version=4).cells if grade_id(c)]
+
+
+@lru_cache(maxsize=4)
+def _source_cells(path: str, mtime: float) -> dict[str, str]:
+    """The source notebook's test cells, hidden tests included, by grade id."""
+    import nbformat
+
+    return {grade_id(c): c.source for c in nbformat.read(path, as_version=4).cells if is_test_cell(c)}
 
 
 @lru_cache(maxsize=4)
