@@ -77,6 +77,10 @@ class LabServer:
     port: int = field(default_factory=free_port)
     token: str = field(default_factory=lambda: secrets.token_hex(24))
     proc: subprocess.Popen | None = None
+    #: More environment (a student's USER, the exchange), and a folder whose files seed the Jupyter
+    #: config dir (a student's view of nbgrader, as ``make lab`` sets it up).
+    extra_env: dict[str, str] = field(default_factory=dict)
+    config_seed: Path | None = None
 
     @property
     def base(self) -> str:
@@ -107,6 +111,7 @@ class LabServer:
         env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
         env["VIRTUAL_ENV"] = str(VENV_BIN.parent)
         env.pop("JUPYTER_PREFER_ENV_PATH", None)
+        env.update(self.extra_env)
         return env
 
     def write_settings(self) -> None:
@@ -131,6 +136,10 @@ class LabServer:
 
     def start(self, timeout: float = 60.0) -> None:
         env = self.env()
+        if self.config_seed is not None:
+            import shutil
+
+            shutil.copytree(self.config_seed, self.state / "config", dirs_exist_ok=True)
         self.write_settings()
         with open(self.log_path, "wb") as out:
             # cwd = root: nbgrader's validate handler loads nbgrader_config.py from the server's cwd,

@@ -56,10 +56,14 @@ def test_stock_autograde_records_every_submission_with_a_reason(tmp_path):
     course = make_course(tmp_path / "course", limits=SMALL, extra_config=TEST_CONFIG)
     submissions.write_demo(course.submitted)
     (course.submitted / "frank" / course.assignment).mkdir(parents=True)  # a submission with nothing in it
+    # eve changed one locked test cell: that, and only that, is reported and undone.
+    submissions.write(submissions.solved(edit={"test_zero_pad_shape": "pass"}), course.submitted, "eve")
     proc = nbgrader(course.root, "autograde", course.assignment, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    alarms = [line for line in proc.stderr.splitlines() if "Attribute 'checksum'" in line]
+    assert len(alarms) == 1 and "test_zero_pad_shape" in alarms[0], alarms
     scores = course.scores()
-    assert sum(scores["alice"].values()) == 100
+    assert sum(scores["alice"].values()) == 100 and sum(scores["eve"].values()) == 100
     for student, reason in (("dave", "malformed notebook"), ("erin", "missing notebook"),
                             ("frank", "missing notebook")):
         assert sum(scores[student].values()) == 0
