@@ -303,7 +303,10 @@ ATTACKS: tuple[Attack, ...] = (
                   "        try:\n            print(open(p, errors='replace').read()[:100000])\n"
                   "        except Exception as e:\n            print('blocked', p, e)",)),
     Attack("overwrite_gradebook", "overwrite every gradebook.db that can be found",
-           extra=("import glob\nfor p in glob.glob('/**/gradebook.db', recursive=True) + ['../../../gradebook.db']:\n"
+           # Everywhere a course could live (walking /usr too only makes the test slower).
+           extra=("import glob\nroots = ['/work', '/home', '/tmp', '/srv', '/root', '/opt', '/var', '/run', '/mnt']\n"
+                  "found = [p for r in roots for p in glob.glob(r + '/**/gradebook.db', recursive=True)]\n"
+                  "for p in found + ['../../../gradebook.db', '../gradebook.db', 'gradebook.db']:\n"
                   "    try:\n        open(p, 'wb').write(b'garbage')\n    except Exception as e:\n        print('blocked', e)",)),
     Attack("write_autograded", "write files into the autograded folders and over other students' notebooks",
            extra=("import os, glob\nfor d in ['.', '..', '../..', '../../..']:\n"
