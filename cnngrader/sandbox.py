@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import weakref
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         super().__init__(**kwargs)
         self.client_factory = NoHeartbeatKernelClient
         self._private = Path(tempfile.mkdtemp(prefix="cnn-kernel-"))
+        # Kernels that never start, or that a watchdog abandons, skip
+        # cleanup_resources; the folder still goes when the manager does.
+        weakref.finalize(self, shutil.rmtree, str(self._private), True)
         self.transport = "ipc"
         self.connection_file = str(self._private / "kernel.json")
         # Sandboxed, the kernel binds its sockets in a tmpfs of its own; without the
