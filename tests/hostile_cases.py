@@ -280,9 +280,9 @@ ATTACKS: tuple[Attack, ...] = (
            extra=("import sys, types\nm = types.ModuleType('cnngrader'); i = types.ModuleType('cnngrader.incell')\n"
                   "i.run_check = lambda *a, **k: None\nm.incell = i\n"
                   "sys.modules['cnngrader'] = m; sys.modules['cnngrader.incell'] = i",)),
-    Attack("fake_require", "require_implemented replaced with a no-op, and NotImplementedError caught",
-           extra=("import cnn_checks\ncnn_checks.require_implemented = lambda *a, **k: None\n"
-                  "require_implemented = lambda *a, **k: None",)),
+    Attack("fake_require", "require_checks replaced with a no-op, and NotImplementedError caught",
+           extra=("import cnn_checks\ncnn_checks.require_checks = lambda *a, **k: None\n"
+                  "require_checks = cnn_checks.require_implemented = require_implemented = cnn_checks.require_checks",)),
     Attack("lying_array", "functions return an ndarray subclass whose comparisons always say equal",
            cells={fn: ("import numpy as np\nclass Liar(np.ndarray):\n"
                        "    def __eq__(self, other): return True\n"
@@ -337,7 +337,7 @@ ATTACKS: tuple[Attack, ...] = (
                   "cnn_checks.py": "symlink:../../../source/conv_step_by_step/cnn_checks.py"}),
     Attack("extra_files", "a large extra file and a fake cnn_checks.py in the submission",
            files={"big.bin": "size:20000000",
-                  "cnn_checks.py": "text:def require_implemented(*a, **k):\n    pass\n"}),
+                  "cnn_checks.py": "text:def require_checks(*a, **k):\n    pass\nrequire_implemented = require_checks\n"}),
     # Crashes and limits inside one function of an otherwise correct submission.
     Attack("os_exit", "os._exit(3) inside conv_forward", base=SOLVED, total=78, broken="conv_forward",
            reason="process exited with status 3",
