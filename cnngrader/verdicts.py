@@ -78,11 +78,12 @@ class FunctionRun:
 
 
 def student_cells(nb: NotebookNode) -> list[str]:
-    """The code the sandbox runs: every code cell except tests and visible checks.
+    """The code the sandbox runs: every code cell except tests, visible checks and gradient checks.
 
     Student-added cells are kept (helpers defined there still work); graded
-    test cells and the read-only ``check_*`` cells are left out because they
-    only call the functions, and a hang there must not cost every function.
+    test cells, the read-only ``check_*`` cells and the cells tagged
+    ``gradient-check`` are left out because they only call the functions,
+    and a hang there must not cost every function.
     """
     return [cell.get("source", "") for cell in _student_code_cells(nb)]
 
@@ -93,6 +94,8 @@ def _student_code_cells(nb: NotebookNode) -> list[NotebookNode]:
         if cell.get("cell_type") != "code":
             continue
         if is_test_cell(cell) or str(grade_id(cell) or "").startswith(("check_", "test_")):
+            continue
+        if "gradient-check" in (cell.get("metadata", {}).get("tags") or []):
             continue
         out.append(cell)
     return out
