@@ -12,8 +12,8 @@ PYTEST_ARGS ?=
 LAB_ARGS ?=
 ROSTER ?= roster.csv
 
-.PHONY: help venv system-deps hidden-data release validate demo grade feedback export report figures \
-        summary test test-fast lint lab formgrader exchange publish collect return-feedback roster \
+.PHONY: help venv system-deps hidden-data release validate demo grade feedback export report figures visible-accuracy \
+        summary test test-fast lint lab formgrader checks-data exchange publish collect return-feedback roster \
         bench accuracy isolation limits clean
 
 help:  ## list targets
@@ -37,7 +37,10 @@ system-deps:  ## bubblewrap for the sandbox (apt as root, otherwise prints how)
 hidden-data: venv  ## build grader_data/ (hidden inputs and expectations) if the solutions changed
 	$(PY) -m cnngrader.hidden_data --if-stale
 
-release: venv hidden-data  ## regenerate release/ from source/ with nbgrader (and record the due dates)
+checks-data: venv  ## regenerate source/<assignment>/cnn_checks_data.json (visible checks' expected values)
+	$(PY) -m cnngrader.checks_data
+
+release: venv hidden-data checks-data  ## regenerate release/ from source/ with nbgrader (and record the due dates)
 	nbgrader generate_assignment $(ASSIGNMENT) --force
 	$(PY) -m cnngrader.term
 
@@ -104,6 +107,9 @@ bench: venv system-deps hidden-data  ## stock nbgrader vs hardened parallel grad
 
 accuracy: venv system-deps hidden-data  ## mutants caught, variants passed, isolation holding
 	$(PY) -m cnngrader.accuracy --jobs $(JOBS)
+
+visible-accuracy: venv  ## the student's loop over the catalogue: visible checks and Validate (RELEASE=folder to measure another)
+	$(PY) -m cnngrader.student_loop $(if $(RELEASE),--release $(RELEASE))
 
 isolation: venv system-deps hidden-data  ## full-size isolation cases: 3 s victim next to an attacker, default limits
 	CNN_FULL_SIZE=1 $(PY) -m pytest -s tests/test_isolation.py $(PYTEST_ARGS)

@@ -104,14 +104,14 @@ def solved(**kwargs) -> NotebookNode:
     return build(cells, **kwargs)
 
 
-def with_files(*files: Path) -> NotebookNode:
+def with_files(*files: Path, release: Path | None = None) -> NotebookNode:
     """The solved release with each function defined in ``files`` (mutants, variants) swapped in."""
     cells = reference_cells()
     for path in files:
         source = path.read_text()
         for name in functions_in(source):
             cells[name] = source
-    return build(cells)
+    return build(cells, release=release)
 
 
 def mutant(name: str) -> Path:
