@@ -295,8 +295,16 @@ def run_all(page: Page, path: str, panel_sel: str, timeout_ms: float = 60_000) -
     error = page.evaluate("() => window.__runAllError")
     if error:
         raise AssertionError(f"notebook:run-all-cells failed: {error}")
-    page.wait_for_function(_EXECUTION_DONE_JS, arg=[path, panel_sel], timeout=timeout_ms, polling=250)
-    return page.evaluate(_EXECUTED_COUNT_JS, path)
+    # The command resolves at the first failing cell while later cells still run, and the kernel
+    # reports idle between two queued requests: done means "done, and still done a moment later".
+    deadline = time.monotonic() + timeout_ms / 1000
+    count = -1
+    while True:
+        page.wait_for_function(_EXECUTION_DONE_JS, arg=[path, panel_sel], timeout=timeout_ms, polling=250)
+        previous, count = count, page.evaluate(_EXECUTED_COUNT_JS, path)
+        if count == previous or time.monotonic() > deadline:
+            return count
+        page.wait_for_timeout(1000)
 
 
 def output_text(page: Page, panel_sel: str) -> str:
