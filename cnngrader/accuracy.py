@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cases, paths, submissions
+from . import cases, mutants, paths, submissions
 from .workspace import Course, function_points, make_course
 
 #: Broken helpers whose callers must still get full marks.
@@ -40,7 +40,7 @@ ISOLATION = {
 
 
 def mutant_files() -> list[Path]:
-    return sorted(submissions.MUTANTS_DIR.glob("*.py"))
+    return mutants.files()
 
 
 def variant_files() -> list[Path]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import paths, reference
+from . import mutants, paths, reference
 
 #: Mutant name (or the part after "<function>__") -> the family of bug, a key of cnn_checks.HINTS.
 FAMILIES = {
@@ -55,7 +55,6 @@ FAMILIES = {
     "edge_mode": "pad_zeros", "nonzero_constant": "pad_zeros", "height_only": "pad_axes",
     "pads_batch_axis": "pad_axes", "pads_channel_axis": "pad_axes", "one_sided": "pad_sides",
 }
-MUTANTS = Path(__file__).resolve().parents[1] / "tests" / "mutants"
 
 
 def family_of(mutant: str) -> str:
@@ -101,10 +100,10 @@ def build(folder: Path | None = None) -> dict:
             for suffix, value in _outputs(name, out).items():
                 data["expected"][f"{name}/{k}{suffix}"] = _plain(value)
     seen: dict[str, dict[str, set[str]]] = {}
-    for path in sorted(MUTANTS.glob("*.py")):
-        name = path.stem.split("__", 1)[0]
+    for mutant in mutants.catalogue():
+        name = mutant.function
         namespace: dict[str, Any] = {"np": np, **ref}
-        exec(compile(path.read_text(), str(path), "exec"), namespace)  # noqa: S102 - the course's own fixtures
+        exec(compile(mutant.source, mutant.name, "exec"), namespace)  # noqa: S102 - the course's own fixtures
         for k, case in enumerate(checks.CASES[name]()):
             try:
                 out = namespace[name](*case.build(), **case.kwargs)
@@ -115,7 +114,7 @@ def build(folder: Path | None = None) -> dict:
                 key = f"{name}/{k}{suffix}"
                 fp = checks._fingerprint(value)
                 if fp != checks._fingerprint(np.asarray(data["expected"][key])):
-                    seen.setdefault(key, {}).setdefault(fp, set()).add(family_of(path.stem))
+                    seen.setdefault(key, {}).setdefault(fp, set()).add(family_of(mutant.name))
     for key, prints in seen.items():
         unique = {fp: fams.pop() for fp, fams in prints.items() if len(fams) == 1}
         if unique:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
-from . import cases, paths, submissions
+from . import cases, mutants, paths, submissions
 from .reference import grade_id, is_test_cell
 
 _CHECK_CALL = re.compile(r"^\s*check_(\w+)\(", flags=re.M)
@@ -143,7 +143,7 @@ def measure(release: Path | None = None) -> Summary:
         return Summary(
             blank=run_notebook(submissions.read_release(notebook), folder),
             reference=run(),
-            mutants={p.stem: run(p) for p in sorted(submissions.MUTANTS_DIR.glob("*.py"))},
+            mutants={p.stem: run(p) for p in mutants.files()},
             variants={p.stem: run(p) for p in sorted(submissions.VARIANTS_DIR.glob("*.py"))},
         )
 

@@ -1,7 +1,7 @@
 """Build student submissions from the release notebook: the demo's examples and the test fixtures.
 
 A submission is described, not stored: the release notebook with some
-solution cells replaced (by the reference, by a mutant from ``tests/mutants``
+solution cells replaced (by the reference, by a mutant from ``tests/mutants/catalogue.toml``
 or by any other source), plus optional extra cells or deletions. Building
 them from the current release keeps every fixture in step with the notebook.
 
@@ -30,9 +30,8 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from . import paths, reference
+from . import mutants, paths, reference
 
-MUTANTS_DIR = Path(__file__).resolve().parents[1] / "tests" / "mutants"
 VARIANTS_DIR = Path(__file__).resolve().parents[1] / "tests" / "variants"
 
 
@@ -115,11 +114,8 @@ def with_files(*files: Path, release: Path | None = None) -> NotebookNode:
 
 
 def mutant(name: str) -> Path:
-    """The file of the mutant ``name`` in ``tests/mutants``."""
-    path = MUTANTS_DIR / f"{name}.py"
-    if not path.exists():
-        raise FileNotFoundError(f"no mutant named {name} in {MUTANTS_DIR}")
-    return path
+    """The generated file of the mutant ``name`` (see ``cnngrader.mutants``)."""
+    return mutants.path(name)
 
 
 def write(nb: NotebookNode, submitted: Path, student: str, assignment: str = paths.ASSIGNMENT) -> Path:

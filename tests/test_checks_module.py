@@ -1,6 +1,6 @@
 """The visible checks tell the truth: they catch every catalogued bug, blame only its function, and hint right.
 
-Every mutant in ``tests/mutants`` (the reference with one function replaced
+Every mutant in ``tests/mutants/catalogue.toml`` (the reference with one function replaced
 by a single-bug version) and every correct variant in ``tests/variants`` is
 run through the released ``cnn_checks`` module in-process, the way the
 notebook calls it.
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnngrader import cases, checks_data, codec, paths, submissions
+from cnngrader import cases, checks_data, codec, mutants, paths, submissions
 from cnngrader.hidden_data import HiddenData
 
-MUTANTS = sorted(submissions.MUTANTS_DIR.glob("*.py"))
+MUTANTS = mutants.files()
 VARIANTS = sorted(submissions.VARIANTS_DIR.glob("*.py"))
 
 #: Hints a crash may show instead of its family's (they read the exception, and say nothing wrong).
@@ -48,6 +48,16 @@ def _results(checks, ns: dict) -> dict:
     return {fn: checks.evaluate(fn, ns[fn]) for fn in paths.FUNCTIONS}
 
 
+_MUTANT_RESULTS: dict[str, dict] = {}
+
+
+def _mutant_results(checks, mutant: Path) -> dict:
+    """Every function's check results with one mutant swapped in, computed once per mutant."""
+    if mutant.stem not in _MUTANT_RESULTS:
+        _MUTANT_RESULTS[mutant.stem] = _results(checks, _namespace(mutant))
+    return _MUTANT_RESULTS[mutant.stem]
+
+
 def test_reference_passes_every_visible_check(checks, capsys):
     for fn, result in _results(checks, _namespace()).items():
         assert result.status == checks.PASS, (fn, result.failures)
@@ -67,7 +77,7 @@ def test_correct_variants_pass(checks, variant):
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda p: p.stem)
 def test_every_mutant_fails_its_own_check_only(checks, mutant):
     own = mutant.stem.split("__")[0]
-    results = _results(checks, _namespace(mutant))
+    results = _mutant_results(checks, mutant)
     assert results[own].status == checks.FAIL, results[own].lines
     for fn, result in results.items():
         if fn != own:
@@ -80,7 +90,7 @@ def test_every_mutant_fails_its_own_check_only(checks, mutant):
 def test_hints_name_the_bug_and_only_the_bug(checks, mutant):
     own = mutant.stem.split("__")[0]
     family = checks_data.family_of(mutant.stem)
-    lines = _results(checks, _namespace(mutant))[own].lines
+    lines = _mutant_results(checks, mutant)[own].lines
     hints = [line for line in lines if "hint:" in line]
     allowed = [checks.HINTS[family], *(CRASH_HINTS[c] for c in CRASH_ALLOWED.get(family, ()))]
     assert hints, f"no hint for {mutant.stem}"

@@ -13,15 +13,25 @@ import numpy as np
 import pytest
 from traitlets.config import Config
 
-from cnngrader import cases, cgroups, codec, paths, reference, sandbox, submissions, verdicts
+from cnngrader import cases, cgroups, codec, mutants, paths, reference, sandbox, submissions, verdicts
 from cnngrader.hidden_data import HiddenData
 from cnngrader.judge import judge
 from cnngrader.limits import from_config
 
-needs_bwrap = pytest.mark.skipif(not sandbox.sandbox_status()[0],
-                                 reason=f"bubblewrap unavailable: {sandbox.sandbox_status()[1]}")
-needs_cgroups = pytest.mark.skipif(not cgroups.backend().enabled,
-                                   reason=f"cgroups unavailable: {cgroups.backend().reason}")
+# Tests that start a real bubblewrap sandbox or cgroup belong to the full suite,
+# not to make test-fast (which needs neither).
+_bwrap = pytest.mark.skipif(not sandbox.sandbox_status()[0],
+                            reason=f"bubblewrap unavailable: {sandbox.sandbox_status()[1]}")
+_cgroups = pytest.mark.skipif(not cgroups.backend().enabled,
+                              reason=f"cgroups unavailable: {cgroups.backend().reason}")
+
+
+def needs_bwrap(test):
+    return pytest.mark.slow(_bwrap(test))
+
+
+def needs_cgroups(test):
+    return pytest.mark.slow(_cgroups(test))
 
 LIMITS = from_config(Config({"CnnLimits": {"cpu_seconds": 5, "wall_seconds": 15.0, "tmp_bytes": 4 << 20,
                                            "home_bytes": 4 << 20, "shm_bytes": 1 << 20,
@@ -283,7 +293,7 @@ def test_verdicts_without_sandbox_or_cgroups_still_judge_correctly(monkeypatch, 
     sandbox.sandbox_status.cache_clear()
     try:
         cells = submissions.reference_cells()
-        cells["conv_forward"] = (submissions.MUTANTS_DIR / "conv_forward__stride_forgotten.py").read_text()
+        cells["conv_forward"] = mutants.by_name("conv_forward__stride_forgotten").source
         run = verdicts.run_verdicts(submissions.build(cells), paths.release_notebook().parent, HiddenData(),
                                     LIMITS, functions=["conv_forward", "zero_pad"])
     finally:

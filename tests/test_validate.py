@@ -19,9 +19,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cnngrader import paths, student_loop, submissions
+from cnngrader import mutants, paths, student_loop, submissions
 
-MUTANTS = sorted(submissions.MUTANTS_DIR.glob("*.py"))
+# The catalogue run takes about 20 s: part of the full suite, not of make test-fast.
+pytestmark = pytest.mark.slow
+
+MUTANTS = mutants.files()
 VARIANTS = sorted(submissions.VARIANTS_DIR.glob("*.py"))
 
 
