@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(abspath $(VENV))/bin/python
+# every instructor tool, one entry point (pyproject.toml [project.scripts])
+CNN := $(abspath $(VENV))/bin/cnn
 # nbgrader runs `alembic` in a subprocess: the venv's bin/ must be on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 ASSIGNMENT ?= conv_step_by_step
@@ -35,23 +37,23 @@ system-deps:  ## bubblewrap for the sandbox (apt as root, otherwise prints how)
 	@scripts/system-deps.sh bubblewrap
 
 hidden-data: venv  ## build grader_data/ (hidden inputs and expectations) if the solutions changed
-	$(PY) -m cnngrader.hidden_data --if-stale
+	$(CNN) hidden-data --if-stale
 
 checks-data: venv  ## regenerate source/<assignment>/cnn_checks_data.json (visible checks' expected values)
-	$(PY) -m cnngrader.checks_data
+	$(CNN) checks-data
 
 release: venv hidden-data checks-data  ## regenerate release/ from source/ with nbgrader (and record the due dates)
 	nbgrader generate_assignment $(ASSIGNMENT) --force
-	$(PY) -m cnngrader.term
+	$(CNN) due-dates
 
 validate: venv hidden-data  ## nbgrader validate on the source notebook
 	nbgrader validate source/$(ASSIGNMENT)/$(ASSIGNMENT).ipynb
 
 demo: venv system-deps release  ## the whole course on bundled examples, in demo/ (never touches the class)
-	$(PY) -m cnngrader.demo
+	$(CNN) demo
 
 grade: venv system-deps hidden-data  ## grade everything in submitted/ in parallel; exit 3 = some need attention
-	$(PY) -m cnngrader.batch --assignment $(ASSIGNMENT) --jobs $(JOBS)
+	$(CNN) grade --assignment $(ASSIGNMENT) --jobs $(JOBS)
 
 feedback: venv  ## HTML feedback for every graded student (self-contained, no hidden test source)
 	nbgrader generate_feedback $(ASSIGNMENT) --force
@@ -77,13 +79,13 @@ export: venv  ## grades.csv (nbgrader export) and canvas.csv (Canvas gradebook i
 	nbgrader export --exporter=cnngrader.exports.CanvasExportPlugin --to=canvas.csv
 
 report: venv  ## feedback/report.html: histogram, per-function means, failure reasons, attention list
-	$(PY) -m cnngrader.report --assignment $(ASSIGNMENT)
+	$(CNN) report --assignment $(ASSIGNMENT)
 
 summary: venv  ## print the per-student, per-function table from the gradebook
-	$(PY) -m cnngrader.batch --assignment $(ASSIGNMENT) --summary-only
+	$(CNN) grade --assignment $(ASSIGNMENT) --summary-only
 
 figures: venv  ## redraw source/<assignment>/images/
-	$(PY) -m cnngrader.figures
+	$(CNN) figures
 
 lab: venv  ## JupyterLab as a student, in student/ (LAB_ARGS="--port=8899 ..." are passed on)
 	scripts/lab.sh student $(LAB_ARGS)
@@ -93,7 +95,7 @@ formgrader: venv  ## JupyterLab as the instructor, on the course (formgrader, cr
 
 test: venv  ## the whole test suite (installs bubblewrap, chromium, postgresql when root)
 	@scripts/system-deps.sh bubblewrap chromium postgresql
-	$(PY) -m cnngrader.hidden_data --if-stale
+	$(CNN) hidden-data --if-stale
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: venv  ## the fast subset (unit tests, no grading runs), in seconds
@@ -103,19 +105,19 @@ lint: venv  ## ruff
 	ruff check .
 
 bench: venv system-deps hidden-data  ## stock nbgrader vs hardened parallel grading on N submissions
-	$(PY) -m cnngrader.bench --n $(N) --jobs $(JOBS)
+	$(CNN) bench --n $(N) --jobs $(JOBS)
 
 accuracy: venv system-deps hidden-data  ## mutants caught, variants passed, isolation holding
-	$(PY) -m cnngrader.accuracy --jobs $(JOBS)
+	$(CNN) accuracy --jobs $(JOBS)
 
 visible-accuracy: venv  ## the student's loop over the catalogue: visible checks and Validate (RELEASE=folder to measure another)
-	$(PY) -m cnngrader.student_loop $(if $(RELEASE),--release $(RELEASE))
+	$(CNN) visible-accuracy $(if $(RELEASE),--release $(RELEASE))
 
 isolation: venv system-deps hidden-data  ## full-size isolation cases: 3 s victim next to an attacker, default limits
 	CNN_FULL_SIZE=1 $(PY) -m pytest -s tests/test_isolation.py $(PYTEST_ARGS)
 
 limits: venv  ## print every limit in force (defaults from cnngrader/limits.py, overrides from nbgrader_config.py)
-	$(PY) -m cnngrader.limits
+	$(CNN) limits
 
 clean:  ## remove generated grading output (keeps the venv)
 	@echo "make clean removes generated output only; submitted/ (students' work) is never touched."

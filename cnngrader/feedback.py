@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,7 @@ def complete_feedback_folder(assignment: str, student: str, notebooks: list[str]
     name: it opens with why the notebook was graded as blank.
     """
     import secrets
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     root = paths.course_root()
     for notebook in notebooks:
@@ -161,7 +162,7 @@ def complete_feedback_folder(assignment: str, student: str, notebooks: list[str]
             continue
         stamp = folder / "timestamp.txt"
         if not stamp.exists():
-            when = datetime.fromtimestamp(os.stat(notebook).st_mtime, tz=timezone.utc)
+            when = datetime.fromtimestamp(os.stat(notebook).st_mtime, tz=UTC)
             stamp.write_text(when.strftime("%Y-%m-%d %H:%M:%S.%f %Z"))
         secret = folder / "submission_secret.txt"
         if not secret.exists():

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
@@ -116,7 +116,7 @@ def term(tmp_path_factory) -> Term:
     # The due date passes now (to the second, so a full second after the last submission);
     # with no grace period, cat's submission is a few seconds late.
     time.sleep(1.1)
-    due = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    due = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     with open(t.course.root / "nbgrader_config.py", "a") as fh:
         fh.write(f'\nc.CnnTerm.due_dates = {{"{A}": "{due}"}}\nc.CnnTerm.late_grace_minutes = 0\n')
     time.sleep(1.1)
