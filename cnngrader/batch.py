@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from . import cases, paths
+from . import cases, paths, record
 from .limits import Limits, from_course
 from .staging import valid_student_id
 from .textsafe import clean, csv_cell
@@ -231,21 +231,18 @@ def _course_id(root: Path) -> str:
 
 def annotate(assignment: str, outcomes: dict[str, Outcome]) -> None:
     """Add autograde failures and timing to each student's record."""
-    from .pipeline import load_record
-    from .preprocessors import write_record
-
     for student, outcome in outcomes.items():
-        record = load_record(assignment, student)
-        attention = list(record.get("attention", []))
+        rec = record.load(assignment, student)
+        if rec is None:
+            # Autograde never wrote one: whatever happened, this submission was not graded.
+            rec = record.Record(student=student, assignment=assignment, status="graded" if outcome.ok else "failed")
         if not outcome.ok:
             last = outcome.error.strip().splitlines()[-1] if outcome.error.strip() else "unknown"
             note = f"autograde failed: {clean(last, 300)}"
-            if note not in attention:
-                attention.append(note)
-            record.setdefault("status", "failed")
-        record.update({"student": student, "assignment": assignment, "attention": attention,
-                       "grading_seconds": round(outcome.seconds, 2)})
-        write_record(paths.records_dir(assignment), student, record)
+            if note not in rec.attention:
+                rec.attention.append(note)
+        rec.grading_seconds = round(outcome.seconds, 2)
+        record.save(rec)
 
 
 def function_scores(db_url: str, assignment: str, students: list[str]) -> dict[str, dict[str, float]]:
@@ -310,34 +307,31 @@ def export(root: Path, db_url: str, scores: dict[str, dict[str, float]], reasons
 
 def reasons_for(assignment: str, students: list[str]) -> dict[str, str]:
     """Why each student needs attention (empty when nothing does), from the grading records."""
-    from .pipeline import load_record
-
     out = {}
     for student in students:
-        record = load_record(assignment, student)
-        if not record:
+        rec = record.load(assignment, student)
+        if rec is None:
             out[student] = "not graded"
             continue
-        notes = [str(n) for n in record.get("attention", [])]
-        if record.get("status") == "failed" and record.get("failure"):
-            notes.append(str(record["failure"]))
-        notes += [f"{fn}: {why}" for fn, why in record.get("functions", {}).items() if why != "ok"]
-        if record.get("kernel", "ok") not in ("ok", "not run"):
-            notes.append(str(record["kernel"]))
-        if record.get("retried_alone"):
+        notes = [str(n) for n in rec.attention]
+        if rec.status == "failed" and rec.failure:
+            notes.append(rec.failure)
+        notes += [f"{fn}: {rec.function_notes.get(fn, code)}" for fn, code in rec.functions.items() if code != "ok"]
+        if rec.kernel not in ("ok", "not run"):
+            notes.append(rec.kernel)
+        if rec.retried_alone:
             notes.append("retried alone after a wall-clock timeout under load")
-        if record.get("sandboxed") is False:
+        if rec.sandboxed is False:
             notes.append("SANDBOX OFF")
-        if record.get("cgroups") is False:
+        if rec.cgroups is False:
             notes.append("CGROUPS OFF")
         out[student] = "; ".join(dict.fromkeys(notes))
     return out
 
 
 def _needs_retry(assignment: str, student: str) -> bool:
-    from .pipeline import load_record
-
-    return bool(load_record(assignment, student).get("wall_timeouts"))
+    rec = record.load(assignment, student)
+    return bool(rec and rec.wall_timeouts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -393,13 +387,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         again = grade_all(root, args.assignment, retry, 1, db_url, limits, False)
         annotate(args.assignment, again)
-        from .pipeline import load_record
-        from .preprocessors import write_record
-
         for student in retry:
-            record = load_record(args.assignment, student)
-            record["retried_alone"] = True
-            write_record(paths.records_dir(args.assignment), student, record)
+            record.update(args.assignment, student, retried_alone=True)
         outcomes.update(again)
     scores = function_scores(db_url, args.assignment, students)
     reasons = reasons_for(args.assignment, students)

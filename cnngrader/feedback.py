@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import html
-import json
 import os
 import re
 import shutil
@@ -34,7 +33,7 @@ from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets.config import Config
 
-from . import cases, paths
+from . import cases, paths, record
 from .reference import grade_id, is_test_cell
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "nbconvert"
@@ -86,23 +85,18 @@ class FeedbackSummary(NbGraderPreprocessor):
                 row["failed"].append(check.prop)
             meta["cnn_title"] = f"{check.function}: {check.prop}"
         info = resources.get("nbgrader", {})
-        record = _record(info.get("assignment"), info.get("student"))
+        rec = _record(info.get("assignment"), info.get("student"))
         resources["cnn_feedback"] = {
             "functions": list(rows.values()),
-            "notes": [str(n) for n in record.get("attention", [])],
+            "notes": [str(n) for n in rec.attention] if rec else [],
         }
         return nb, resources
 
 
-def _record(assignment: str | None, student: str | None) -> dict:
+def _record(assignment: str | None, student: str | None) -> record.Record | None:
     if not assignment or not student:
-        return {}
-    path = paths.records_dir(assignment) / f"{student}.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return None
+    return record.load(assignment, student)
 
 
 class OfflineFeedbackExporter(HTMLExporter):

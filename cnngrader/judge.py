@@ -20,6 +20,7 @@ import numpy as np
 from .cases import Check
 from .codec import Leaf, Opaque
 from .hidden_data import relative_error
+from .record import Failure
 
 RTOL = 1e-4
 #: Gradient checks pass below this relative error. The reference sits near
@@ -30,17 +31,37 @@ GRAD_TOL = 1e-4
 
 @dataclass
 class Verdict:
+    """A graded cell's outcome. ``messages`` are what the student reads; ``failures`` carry codes."""
+
     grade_id: str
     passed: bool
     messages: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
 
     @property
     def message(self) -> str:
         return "\n".join(self.messages)
 
+    def fail(self, check: Check, code: str, message: str, case: str = "") -> None:
+        """Record one failed case: a message for the student, a code for the record."""
+        self.passed = False
+        self.messages.append(f"{check.function} - {check.prop}: {message}" + (f" [case: {case}]" if case else ""))
+        self.failures.append(Failure(code, message, case))
+
+
+def failed(check: Check, code: str, message: str) -> Verdict:
+    """A verdict that fails the whole cell for one reason (a placeholder, a grader that gave up)."""
+    verdict = Verdict(check.grade_id, True)
+    verdict.fail(check, code, message)
+    return verdict
+
 
 class Mismatch(Exception):
-    """Raised inside a comparison with the student-facing reason."""
+    """Raised inside a comparison with the student-facing reason and its failure code."""
+
+    def __init__(self, message: str, code: str = "wrong_values"):
+        super().__init__(message)
+        self.code = code
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
@@ -66,19 +87,19 @@ def _array(value: Any, what: str) -> np.ndarray:
         return value.array
     if isinstance(value, bool | int | float) and not isinstance(value, bool):
         return np.asarray(value, dtype=float)
-    raise Mismatch(f"{what} should be a NumPy array, got {_describe(value)}")
+    raise Mismatch(f"{what} should be a NumPy array, got {_describe(value)}", "not_an_array")
 
 
 def _numeric(arr: np.ndarray, what: str) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
-        raise Mismatch(f"{what} has dtype {arr.dtype}, expected numbers")
+        raise Mismatch(f"{what} has dtype {arr.dtype}, expected numbers", "not_numeric")
     return arr.astype(float)
 
 
 def _same_shape(got: np.ndarray, exp: np.ndarray, what: str) -> None:
     if got.shape != exp.shape:
         raise Mismatch(f"{what} has the wrong shape: got {_shape_text(got.shape)}, "
-                       f"expected {tuple(exp.shape)}")
+                       f"expected {tuple(exp.shape)}", "wrong_shape")
 
 
 def _close(got: Any, exp: Any, what: str) -> None:
@@ -88,11 +109,11 @@ def _close(got: Any, exp: Any, what: str) -> None:
     g = _numeric(g, what)
     e = e.astype(float)
     if not np.all(np.isfinite(g)):
-        raise Mismatch(f"{what} contains NaN or infinity")
+        raise Mismatch(f"{what} contains NaN or infinity", "not_finite")
     scale = max(1.0, float(np.max(np.abs(e)))) if e.size else 1.0
     if not np.allclose(g, e, rtol=RTOL, atol=RTOL * scale):
         wrong = int(np.sum(~np.isclose(g, e, rtol=RTOL, atol=RTOL * scale)))
-        raise Mismatch(f"{what} has wrong values ({wrong} of {g.size} entries differ)")
+        raise Mismatch(f"{what} has wrong values ({wrong} of {g.size} entries differ)", "wrong_values")
 
 
 def _grad(got: Any, exp: Any, what: str) -> None:
@@ -101,28 +122,30 @@ def _grad(got: Any, exp: Any, what: str) -> None:
     _same_shape(g, e, what)
     g = _numeric(g, what)
     if not np.all(np.isfinite(g)):
-        raise Mismatch(f"{what} contains NaN or infinity")
+        raise Mismatch(f"{what} contains NaN or infinity", "not_finite")
     err = relative_error(g, e)
     if err > GRAD_TOL:
         # Only the order of magnitude: enough to tell a slip from a wrong formula.
         magnitude = math.floor(math.log10(err)) if err > 0 else -99
-        raise Mismatch(f"gradient check on {what} failed (relative error about 1e{magnitude:+03d})")
+        raise Mismatch(f"gradient check on {what} failed (relative error about 1e{magnitude:+03d})",
+                       "wrong_gradient")
 
 
 def _item(value: Any, n: int, what: str) -> Any:
     if not isinstance(value, tuple | list) or len(value) <= n:
-        raise Mismatch(f"{what}: the function should return a tuple, got {_describe(value)}")
+        raise Mismatch(f"{what}: the function should return a tuple, got {_describe(value)}", "not_a_tuple")
     return value[n]
 
 
 def _scalar_value(got: Any) -> float:
     if isinstance(got, bool):
-        raise Mismatch("returned a bool, expected a number")
+        raise Mismatch("returned a bool, expected a number", "not_a_number")
     if isinstance(got, int | float):
         return float(got)
     arr = _array(got, "the result")
     if arr.size != 1:
-        raise Mismatch(f"the result should be a single number, got an array of shape {tuple(arr.shape)}")
+        raise Mismatch(f"the result should be a single number, got an array of shape {tuple(arr.shape)}",
+                       "not_a_scalar")
     return float(_numeric(arr, "the result").reshape(-1)[0])
 
 
@@ -146,28 +169,28 @@ def _compare(check: Check, args: Any, got: Any, exp: Any, skip: frozenset[str] =
         expected = _scalar_value(exp)
         if kind == "scalar_type" and isinstance(got, Leaf) and got.array.ndim != 0:
             raise Mismatch(f"returned an array of shape {tuple(got.array.shape)}; "
-                           "return a single number, for example with b.item()")
+                           "return a single number, for example with b.item()", "not_a_scalar")
         if not np.isfinite(value) or not np.isclose(value, expected, rtol=RTOL, atol=RTOL * max(1.0, abs(expected))):
-            raise Mismatch("the value is wrong")
+            raise Mismatch("the value is wrong", "wrong_values")
     elif kind in ("conv_cache", "pool_cache"):
         # Only the cache: the output's values have cells of their own.
         _array(_item(got, 0, "output"), "the output")
         cache = _item(got, 1, "output")
         names = ("A_prev", "W", "b", "hparameters") if kind == "conv_cache" else ("A_prev", "hparameters")
         if not isinstance(cache, tuple | list) or len(cache) != len(names):
-            raise Mismatch(f"cache should be a tuple ({', '.join(names)}), got {_describe(cache)}")
+            raise Mismatch(f"cache should be a tuple ({', '.join(names)}), got {_describe(cache)}", "wrong_cache")
         inputs = args if kind == "conv_cache" else (args[0], args[1])
         for name, stored, given in zip(names, cache, inputs, strict=True):
             if name == "hparameters":
                 if stored != given:
-                    raise Mismatch("cache must hold the hparameters dictionary you were given")
+                    raise Mismatch("cache must hold the hparameters dictionary you were given", "wrong_cache")
                 continue
             try:
                 _close(stored, given, f"cache {name}")
             except Mismatch as exc:
                 if name == "A_prev":
-                    raise Mismatch(f"cache must hold the unpadded input A_prev ({exc})") from None
-                raise
+                    raise Mismatch(f"cache must hold the unpadded input A_prev ({exc})", "wrong_cache") from None
+                raise Mismatch(str(exc), "wrong_cache") from None
     elif kind in GRADIENTS:
         index = {"dA_prev": 0, "dW": 1, "db": 2}
         for name in GRADIENTS[kind]:
@@ -181,27 +204,30 @@ def _compare(check: Check, args: Any, got: Any, exp: Any, skip: frozenset[str] =
         arr = _array(got, "the mask")
         if arr.shape != x.shape:
             raise Mismatch(f"the mask should have the window's shape {tuple(x.shape)}, "
-                           f"got {_describe(got)}")
+                           f"got {_describe(got)}", "wrong_shape")
         if kind == "mask":
             if arr.dtype != bool and not np.isin(arr, (0, 1)).all():
-                raise Mismatch("the mask should hold only True/False values")
+                raise Mismatch("the mask should hold only True/False values", "not_boolean")
             if not np.array_equal(arr.astype(bool), _array(exp, "e").astype(bool)):
-                raise Mismatch("the mask is True in the wrong places (it must be True only at the maximum)")
+                raise Mismatch("the mask is True in the wrong places (it must be True only at the maximum)",
+                               "wrong_values")
     else:  # pragma: no cover - a programming error in cases.py
         raise ValueError(f"unknown check kind {kind}")
 
 
-def _default_error(result: dict) -> str:
-    return "failed"
+def _default_error(result: dict) -> tuple[str, str]:
+    return "failed", "failed"
 
 
 def judge(check: Check, items: list[tuple[str, Any, Any]], results: list[dict],
-          describe_error: Callable[[dict], str] = _default_error, skip: frozenset[str] = frozenset()) -> Verdict:
+          describe_error: Callable[[dict], tuple[str, str]] = _default_error,
+          skip: frozenset[str] = frozenset()) -> Verdict:
     """Judge one check.
 
     ``items`` are ``(describe, args, expected)`` from the hidden data and
     ``results`` one dict per case: ``{"status": "ok", "value": ...}`` or
-    ``{"status": "error", ...}``, which ``describe_error`` turns into words.
+    ``{"status": "error", ...}``, which ``describe_error`` turns into a failure
+    code and words.
     A missing result fails its case. ``skip`` names gradients that an earlier
     cell of the same function already charged, so one bug costs its points once.
     """
@@ -211,15 +237,13 @@ def judge(check: Check, items: list[tuple[str, Any, Any]], results: list[dict],
                                                        "note": "no result was produced"}
         try:
             if result.get("status") != "ok":
-                raise Mismatch(describe_error(result))
+                code, message = describe_error(result)
+                raise Mismatch(message, code)
             _compare(check, args, result.get("value"), expected, skip)
         except Mismatch as exc:
-            verdict.passed = False
-            verdict.messages.append(f"{check.function} - {check.prop}: {exc} [case: {describe}]")
+            verdict.fail(check, exc.code, str(exc), describe)
         except Exception as exc:  # a malformed result must fail, never crash the grader
-            verdict.passed = False
-            verdict.messages.append(f"{check.function} - {check.prop}: could not read the result "
-                                    f"({type(exc).__name__}) [case: {describe}]")
+            verdict.fail(check, "unreadable_result", f"could not read the result ({type(exc).__name__})", describe)
     return verdict
 
 

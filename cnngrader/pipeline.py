@@ -31,7 +31,7 @@ from typing import Any
 
 from nbgrader.converters import Autograde
 
-from . import paths, preprocessors
+from . import preprocessors, record
 from .limits import from_config
 from .staging import StageResult, stage, valid_student_id
 from .term import CnnTerm, apply_due_dates
@@ -69,21 +69,8 @@ def mark_failed(db_url: str, course_id: str, assignment: str, student: str, reas
                 gb.db.commit()
     except Exception as exc:  # noqa: BLE001 - the record below still says what happened
         log.error("could not mark %s as failed in the gradebook: %s", clean(student), exc)
-    record = load_record(assignment, student, root)
-    record.update({"student": student, "assignment": assignment, "status": "failed", "failure": reason,
-                   "verdicts": {}, "functions": {}})
-    preprocessors.write_record(paths.records_dir(assignment, root), student, record)
-
-
-def load_record(assignment: str, student: str, root: Path | None = None) -> dict:
-    import json
-
-    path = paths.records_dir(assignment, root) / f"{student}.json"
-    try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    record.update(assignment, student, root, status="failed", failure=reason, cells={}, functions={},
+                  function_notes={}, limits_hit={})
 
 
 class HardenedAutograde(Autograde):
@@ -167,10 +154,8 @@ class HardenedAutograde(Autograde):
             preprocessors.release_all_groups()
         if self._current:
             assignment, student = self._current
-            record = load_record(assignment, student)
-            if record:
-                record["autograde_seconds"] = round(time.monotonic() - started, 2)
-                preprocessors.write_record(paths.records_dir(assignment), student, record)
+            if record.load(assignment, student) is not None:
+                record.update(assignment, student, autograde_seconds=round(time.monotonic() - started, 2))
 
     def _failed(self, exc: BaseException) -> None:
         if not self._current:

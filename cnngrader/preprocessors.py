@@ -479,45 +479,47 @@ class TrustedVerdicts(NbGraderPreprocessor):
         student, assignment = info.get("student"), info.get("assignment")
         if not student or not assignment:
             return
-        record = {
-            "student": student,
-            "assignment": assignment,
-            "status": "graded",
-            "attention": list(resources.get("cnn", {}).get("attention", [])),
-            "sandboxed": run.sandboxed,
-            "cgroups": bool(resources.get("cnn", {}).get("cgroups")),
-            "kernel": resources.get("cnn", {}).get("kernel", "not run"),
-            "functions": run.process_notes,
-            "function_cpu_seconds": run.cpu,
-            "wall_timeouts": run.wall_timeouts,
-            "errors": run.errors,
-            "verdicts": {gid: {"passed": v.passed, "messages": v.messages} for gid, v in run.verdicts.items()},
-            "verdict_wait_seconds": round(seconds, 3),
-            "submission_memory_peak": resources.get("cnn", {}).get("memory_peak"),
-            "grader_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        }
-        records = paths.records_dir(assignment)
-        write_record(records, student, record)
+        from .record import CellResult, Record, save
+        from .verdicts import LIMIT_CODES
+
+        cnn = resources.get("cnn", {})
+        codes = dict(run.process_codes)
+        save(Record(
+            student=student,
+            assignment=assignment,
+            status="graded",
+            attention=list(cnn.get("attention", [])),
+            sandboxed=run.sandboxed,
+            cgroups=bool(cnn.get("cgroups")),
+            kernel=cnn.get("kernel", "not run"),
+            submission_memory_peak=cnn.get("memory_peak"),
+            grader_maxrss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            functions=codes,
+            function_notes=dict(run.process_notes),
+            function_cpu_seconds=dict(run.cpu),
+            limits_hit={fn: code for fn, code in codes.items() if code in LIMIT_CODES},
+            wall_timeouts=list(run.wall_timeouts),
+            errors=list(run.errors),
+            cells={gid: CellResult(v.passed, list(v.failures), *_function_prop(gid)) for gid, v in run.verdicts.items()},
+            verdict_wait_seconds=round(seconds, 3),
+        ))
 
 
-def write_record(folder: Path, student: str, record: dict) -> None:
-    """Write one student's grading record atomically (merging with what the batch added)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{student}.json"
-    tmp = folder / f".{student}.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, target)
+def _function_prop(grade_id: str) -> tuple[str, str]:
+    check = cases.by_grade_id().get(grade_id)
+    return (check.function, check.prop) if check else ("", "")
 
 
 def _gave_up(limits: Limits) -> Any:
-    from .judge import Verdict
+    from .judge import failed
     from .verdicts import GradingRun
 
     note = f"grading did not finish within {verdict_budget(limits):.0f} s"
     run = GradingRun({}, sandboxed=False)
     for check in cases.checks():
-        run.verdicts[check.grade_id] = Verdict(check.grade_id, False, [f"{check.function} - {check.prop}: {note}"])
+        run.verdicts[check.grade_id] = failed(check, "grading_gave_up", note)
     run.process_notes = {fn: note for fn in paths.FUNCTIONS}
+    run.process_codes = dict.fromkeys(paths.FUNCTIONS, "grading_gave_up")
     run.errors.append(note)
     return run
 

@@ -1,8 +1,8 @@
 """Instructor grading report for one assignment, after a batch grade.
 
 Reads the nbgrader gradebook (scores, authoritative: it includes any manual
-override) and the per-student grading records under ``.grading/results``
-(why things failed), and writes one self-contained HTML page::
+override) and the per-student grading records (:mod:`cnngrader.record`: why
+things failed, as failure codes), and writes one self-contained HTML page::
 
     python -m cnngrader.report [--db-url URL] [--out PATH] [--assignment ID]
 
@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
-import json
 import os
-import re
 import statistics
 import sys
 from collections import defaultdict
@@ -33,6 +31,7 @@ from matplotlib.ticker import MaxNLocator
 from nbgrader.api import Gradebook, MissingEntry
 
 from . import cases, paths
+from .record import Record, failure_label, load_all
 from .textsafe import clean
 
 #: Passing the course id stops nbgrader from inserting a stray "default_course" row.
@@ -44,11 +43,6 @@ TOP_REASONS = 3
 #: Scores within this distance count as 0 or full marks (gradebook scores are floats).
 EPS = 1e-9
 
-_CASE_SUFFIX = re.compile(r"\s*\[case:.*\]\s*$", re.DOTALL)
-# Numbers standing alone (not inside identifiers such as float64 or conv2d),
-# including signs, decimals and exponents such as 4.9e-01.
-_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?!\w)")
-
 # Okabe-Ito colours, as in cnngrader.figures, so the report reads like the course figures.
 _BLUE = "#0072B2"
 _ORANGE = "#E69F00"
@@ -58,50 +52,6 @@ _INK = "#1F1F1F"
 def default_out(root: Path | None = None) -> Path:
     """Where the report goes by default: ``feedback/report.html`` in the course root."""
     return (root or paths.course_root()) / "feedback" / "report.html"
-
-
-def failure_reason(message: str, check: cases.Check | None = None) -> str:
-    """A failure message reduced to what went wrong, so equal bugs count together.
-
-    Drops the ``[case: ...]`` suffix, the ``function - property:`` prefix (the
-    report lists the properties separately) and turns every number into ``#``:
-    ``"conv_forward - stride > 1: the output has wrong values (20 of 24 entries
-    differ, largest difference 17) [case: ...]"`` becomes ``"the output has
-    wrong values (# of # entries differ, largest difference #)"``.
-    """
-    text = _CASE_SUFFIX.sub("", message).strip()
-    if check is not None:
-        prefix = f"{check.function} - {check.prop}: "
-        if text.startswith(prefix):
-            text = text[len(prefix):]
-    return _NUMBER.sub("#", text)
-
-
-def _check_function(message: str) -> str | None:
-    # A verdict for a grade id the course does not know still names its function first.
-    head = message.split(" - ", 1)[0].strip()
-    return head if head in paths.FUNCTIONS else None
-
-
-def _read_records(folder: Path) -> tuple[dict[str, dict], dict[str, str]]:
-    """Records keyed by student, and students whose record could not be read (with why)."""
-    records: dict[str, dict] = {}
-    broken: dict[str, str] = {}
-    if not folder.is_dir():
-        return records, broken
-    for path in sorted(folder.glob("*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            broken[path.stem] = f"grading record unreadable ({type(exc).__name__})"
-            continue
-        if not isinstance(data, dict):
-            broken[path.stem] = "grading record unreadable (not a JSON object)"
-            continue
-        # The "student" field is the nbgrader id even where a file name could not hold it.
-        student = data.get("student")
-        records[student if isinstance(student, str) and student else path.stem] = data
-    return records, broken
 
 
 def _read_gradebook(db_url: str, assignment: str) -> tuple[list[str], dict[str, dict], dict[str, str]]:
@@ -136,65 +86,54 @@ def _read_gradebook(db_url: str, assignment: str) -> tuple[list[str], dict[str, 
     return students, submissions, names
 
 
-def _attention_reasons(record: dict | None, broken: str | None,
+def _attention_reasons(rec: Record | None, broken: str | None,
                        in_gradebook: bool, submitted: bool) -> list[str]:
     """Why a submission needs a human look; empty when it does not."""
     reasons: list[str] = []
     if broken:
         reasons.append(broken)
-    if record is None and not broken:
+    if rec is None and not broken:
         if submitted:
             reasons.append("no grading record: grading failed or did not finish")
         elif in_gradebook:
             reasons.append("no submission and no grading record")
-    if record is not None:
-        attention = record.get("attention") or []
-        reasons.extend([attention] if isinstance(attention, str) else [str(a) for a in attention])
-        if record.get("status") == "failed":
-            reasons.append(str(record.get("failure") or "autograde failed"))
-        kernel = record.get("kernel", "not recorded")
-        if kernel != "ok":
-            reasons.append(f"notebook kernel: {kernel}")
-        functions = record.get("functions")
-        functions = functions if isinstance(functions, dict) else {}
-        for fn in (*paths.FUNCTIONS, *sorted(set(functions) - set(paths.FUNCTIONS))):
-            note = functions.get(fn, "ok")
-            if note != "ok":
-                reasons.append(f"{fn}: {note}")
+    if rec is not None:
+        reasons.extend(str(a) for a in rec.attention)
+        if rec.status == "failed":
+            reasons.append(rec.failure or "autograde failed")
+        if rec.kernel != "ok":
+            reasons.append(f"notebook kernel: {rec.kernel}")
+        for fn in (*paths.FUNCTIONS, *sorted(set(rec.functions) - set(paths.FUNCTIONS))):
+            code = rec.functions.get(fn, "ok")
+            if code != "ok":
+                reasons.append(f"{fn}: {rec.function_notes.get(fn) or failure_label(code)}")
         if not submitted:
             reasons.append("graded, but no submission in the gradebook")
     return reasons
 
 
-def _failures(records: dict[str, dict]) -> dict[str, list[dict]]:
-    """Top failure reasons per function, from the hidden-test messages in the records."""
+def _failures(records: dict[str, Record]) -> dict[str, list[dict]]:
+    """Top failure reasons per function, grouped by the records' failure codes (never by their words)."""
     registry = cases.by_grade_id()
     cases_count: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     students: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     props: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for student, record in records.items():
-        verdicts = record.get("verdicts")
-        for grade_id, verdict in (verdicts if isinstance(verdicts, dict) else {}).items():
-            if not isinstance(verdict, dict) or verdict.get("passed"):
-                continue
+    for student, rec in records.items():
+        for grade_id, failure in rec.failures():
             check = registry.get(grade_id)
-            for message in verdict.get("messages") or []:
-                message = str(message)
-                fn = check.function if check else _check_function(message)
-                if fn is None:
-                    continue
-                reason = failure_reason(message, check)
-                cases_count[fn][reason] += 1
-                students[fn][reason].add(student)
-                prop = check.prop if check else grade_id
-                if prop not in props[fn][reason]:
-                    props[fn][reason].append(prop)
+            if check is None:  # a cell of another version of the course
+                continue
+            fn, code = check.function, failure.code
+            cases_count[fn][code] += 1
+            students[fn][code].add(student)
+            if check.prop not in props[fn][code]:
+                props[fn][code].append(check.prop)
     out: dict[str, list[dict]] = {}
     for fn in paths.FUNCTIONS:
         rows = [
-            {"reason": reason, "count": count, "students": len(students[fn][reason]),
-             "checks": props[fn][reason]}
-            for reason, count in cases_count[fn].items()
+            {"code": code, "reason": failure_label(code), "count": count, "students": len(students[fn][code]),
+             "checks": props[fn][code]}
+            for code, count in cases_count[fn].items()
         ]
         # Rank by how many students hit a reason: one student failing many cases
         # the same way matters less to the class than many students failing once.
@@ -215,7 +154,7 @@ def collect(db_url: str | None = None, assignment: str = paths.ASSIGNMENT,
     root = root or paths.course_root()
     db_url = paths.normalise_db_url(db_url) if db_url else paths.default_db_url(root)
     gb_students, submissions, names = _read_gradebook(db_url, assignment)
-    records, broken = _read_records(paths.records_dir(assignment, root))
+    records, broken = load_all(assignment, root)
 
     points = cases.function_points()
     everyone = sorted(set(gb_students) | set(submissions) | set(records) | set(broken))
@@ -261,8 +200,8 @@ def collect(db_url: str | None = None, assignment: str = paths.ASSIGNMENT,
         "full_marks": sum(1 for r in graded if r["max_score"] and r["score"] >= r["max_score"] - EPS),
         "zero": sum(1 for r in graded if abs(r["score"]) <= EPS),
         "attention": len(attention),
-        "unsandboxed": sum(1 for rec in records.values() if rec.get("sandboxed") is False),
-        "no_cgroups": sum(1 for rec in records.values() if rec.get("cgroups") is False),
+        "unsandboxed": sum(1 for rec in records.values() if rec.sandboxed is False),
+        "no_cgroups": sum(1 for rec in records.values() if rec.cgroups is False),
     }
     # Student ids and reasons go into HTML escaped by Jinja; control characters are escaped here.
     for row in rows:

@@ -38,7 +38,7 @@ from nbformat import NotebookNode
 from . import cases, codec, runner
 from .cgroups import Group
 from .hidden_data import HiddenData
-from .judge import GRADIENTS, Verdict, judge, probe_failure
+from .judge import GRADIENTS, Verdict, failed, judge, probe_failure
 from .limits import Limits, from_config
 from .reference import grade_id, is_test_cell
 from .sandbox import bwrap_argv, limit_argv, sandbox_status, warn_if_off
@@ -57,8 +57,10 @@ class GradingRun:
     verdicts: dict[str, Verdict]
     sandboxed: bool
     cgroups: bool = False
-    #: Per function: "ok" or the reason its process stopped early.
+    #: Per function: "ok" or the reason its process stopped early (words for the student).
     process_notes: dict[str, str] = field(default_factory=dict)
+    #: Per function: the same outcome as a code ("ok", "cpu_limit", "memory_limit", ...).
+    process_codes: dict[str, str] = field(default_factory=dict)
     #: Functions whose wall-clock backstop was hit while under their CPU limit.
     wall_timeouts: list[str] = field(default_factory=list)
     #: Instructor-only notes (a sandbox that failed to start, ...).
@@ -72,6 +74,7 @@ class FunctionRun:
     problems: list[dict] = field(default_factory=list)
     results: dict[str, list[dict]] = field(default_factory=dict)
     note: str = "ok"
+    code: str = "ok"
     wall_timeout: bool = False
     cpu: float = 0.0
     error: str | None = None
@@ -108,34 +111,44 @@ def _signal_name(sig: Any) -> str:
         return "an unknown signal"
 
 
-def process_note(status: dict | None, limits: Limits, oom: bool) -> str:
-    """The reason a function's process stopped early, from a fixed vocabulary."""
+NOT_GRADED = ("not_graded", "was not graded: the grading process stopped before reaching it")
+#: Process outcomes that mean a resource limit was reached (the record lists them as limits hit).
+LIMIT_CODES = frozenset({"cpu_limit", "wall_timeout", "memory_limit", "result_too_large"})
+
+
+def process_outcome(status: dict | None, limits: Limits, oom: bool) -> tuple[str, str]:
+    """Why a function's process stopped early, as ``(code, words)`` from a fixed vocabulary."""
     mem = _format_bytes(limits.memory_bytes)
     if status is None:
-        return "was not graded: the grading process stopped before reaching it"
+        return NOT_GRADED
     kind = status.get("status")
     if oom:
-        return f"exceeded the {mem} memory limit"
+        return "memory_limit", f"exceeded the {mem} memory limit"
     if kind == "cpu":
-        return f"exceeded the {limits.cpu_seconds} s CPU limit"
+        return "cpu_limit", f"exceeded the {limits.cpu_seconds} s CPU limit"
     if kind == "timeout":
-        return f"timed out after {limits.wall_seconds:g} s"
+        return "wall_timeout", f"timed out after {limits.wall_seconds:g} s"
     if kind == "too_large":
-        return f"sent back more than the {_format_bytes(limits.result_bytes)} result limit"
+        return "result_too_large", f"sent back more than the {_format_bytes(limits.result_bytes)} result limit"
     if kind == "signal":
         sig = status.get("code")
         cpu = status.get("cpu")
         # RLIMIT_CPU ends in SIGXCPU or SIGKILL; a SIGKILL with CPU to spare came from the code itself.
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and isinstance(cpu, int | float)
                                      and cpu >= limits.cpu_seconds - 0.5):
-            return f"exceeded the {limits.cpu_seconds} s CPU limit"
-        return f"process crashed with signal {_signal_name(sig)}"
+            return "cpu_limit", f"exceeded the {limits.cpu_seconds} s CPU limit"
+        return "crashed", f"process crashed with signal {_signal_name(sig)}"
     code = status.get("code")
     if code == runner.SETUP_FAILED:
-        return "the grading process failed while loading your code"
+        return "load_failed", "the grading process failed while loading your code"
     if code == 0:
-        return "ok"
-    return f"process exited with status {int(code) if isinstance(code, int) else '?'}"
+        return "ok", "ok"
+    return "exited", f"process exited with status {int(code) if isinstance(code, int) else '?'}"
+
+
+def process_note(status: dict | None, limits: Limits, oom: bool) -> str:
+    """The words of :func:`process_outcome`."""
+    return process_outcome(status, limits, oom)[1]
 
 
 def _format_bytes(n: int) -> str:
@@ -244,7 +257,7 @@ class Zygote:
                 fds.append(student_end.fileno())
             self._fork("function", fds)
         except OSError as exc:
-            out.note = "was not graded: the grading process stopped before reaching it"
+            out.code, out.note = NOT_GRADED
             out.error = f"could not reach the grading zygote ({type(exc).__name__})"
             for s in extra + [chan]:
                 s.close()
@@ -255,7 +268,7 @@ class Zygote:
             if hchan is not None:
                 pid = self._hello(hchan, time.monotonic() + HELLO_SECONDS)
                 if pid is None:
-                    out.note = "was not graded: the grading process stopped before reaching it"
+                    out.code, out.note = NOT_GRADED
                     out.error = "the helper server did not start"
                     return out
                 if group is not None:
@@ -264,7 +277,7 @@ class Zygote:
                 hchan.sendall(codec.frame(b"J", json.dumps(hjob).encode()))
             pid = self._hello(chan, time.monotonic() + HELLO_SECONDS)
             if pid is None:
-                out.note = "was not graded: the grading process stopped before reaching it"
+                out.code, out.note = NOT_GRADED
                 out.error = "the function runner did not start"
                 return out
             if group is not None:
@@ -281,7 +294,7 @@ class Zygote:
                 usage = group.usage()
                 out.cpu = max(out.cpu, usage.cpu_seconds)
                 if usage.oom_kills and out.note != "ok":
-                    out.note = process_note({"status": "signal"}, limits, oom=True)
+                    out.code, out.note = process_outcome({"status": "signal"}, limits, oom=True)
                 group.kill()
         out.cpu = round(out.cpu, 3)
         return out
@@ -331,10 +344,10 @@ class Zygote:
             if reader.error:
                 status = {"status": "too_large"}
         if status is not None and status.get("status") == "setup":
-            out.note = "was not graded: the grading sandbox could not be set up"
+            out.code, out.note = "setup_failed", "was not graded: the grading sandbox could not be set up"
             return
         oom = bool(group is not None and group.usage().oom_kills)
-        note = process_note(status, limits, oom)
+        code, note = process_outcome(status, limits, oom)
         if status is not None and isinstance(status.get("cpu"), int | float):
             out.cpu = float(status["cpu"])
         if status is not None and status.get("status") == "timeout":
@@ -342,7 +355,7 @@ class Zygote:
             # loaded, so a regrade alone decides. A process that mostly slept is not retried.
             cpu = group.cpu_seconds() if group is not None else out.cpu
             out.wall_timeout = out.wall_timeout or (limits.cpu_seconds > cpu >= 0.1 * limits.wall_seconds)
-        out.note = note
+        out.code, out.note = code, note
 
 
 _SHARED: dict[Limits, Zygote] = {}
@@ -473,6 +486,7 @@ def run_verdicts(nb: NotebookNode, workdir: Path | None, data: HiddenData, limit
         fn_group = group.child(f"fn-{fn}", memory=limits.memory_bytes, pids=limits.pids) if group else None
         result = zygote.run_function(fn, job, codec.dumps(codec.to_args(inputs)), helper_sources, fn_group, files)
         run.process_notes[fn] = result.note
+        run.process_codes[fn] = result.code
         run.cpu[fn] = result.cpu
         if result.wall_timeout:
             run.wall_timeouts.append(fn)
@@ -488,13 +502,13 @@ def run_verdicts(nb: NotebookNode, workdir: Path | None, data: HiddenData, limit
             items = data.cases(check.grade_id)
             results = result.results.get(check.grade_id)
             if results is None:
-                results = [{"status": "error", "error": "process", "note": result.note}] * len(items)
+                results = [{"status": "error", "error": "process", "note": result.note, "code": result.code}] * len(items)
             skip = charged_gradients(check, charged)
             verdict = judge(check, items, results, context.describe_error, skip)
             if not verdict.passed and check.kind in ("grad_dA", "grad_dWdb"):
                 charged |= set(GRADIENTS[check.kind])
             if probe_note and verdict.passed:
-                verdict = Verdict(check.grade_id, False, [f"{check.function} - {check.prop}: {probe_note}"])
+                verdict = failed(check, "placeholder", probe_note)
             run.verdicts[check.grade_id] = verdict
     return run
 
@@ -545,37 +559,41 @@ class _Context:
             return False
         return 0 < line <= self.cells[k].get("source", "").count("\n") + 1
 
-    def describe_error(self, result: dict) -> str:
-        """A student-facing reason for a failed call, built only from a fixed vocabulary."""
+    def describe_error(self, result: dict) -> tuple[str, str]:
+        """A failure code and a student-facing reason for a failed call, from a fixed vocabulary."""
         error = result.get("error")
         if error == "process":
-            note = result.get("note")
-            return note if isinstance(note, str) else "the grading process stopped"
+            note, code = result.get("note"), result.get("code")
+            if isinstance(note, str):
+                return (code if isinstance(code, str) else "not_graded"), note
+            return "not_graded", "the grading process stopped"
         if error == "not_defined":
-            return self.syntax_error() or f"{self.function} is not defined"
+            syntax = self.syntax_error()
+            return ("syntax_error", syntax) if syntax else ("not_defined", f"{self.function} is not defined")
         if error == "unreadable":
             why = result.get("why")
-            return f"returned a result that could not be read ({why})" if why in _UNREADABLE else \
-                "returned a result that could not be read"
+            return "unreadable_result", (f"returned a result that could not be read ({why})" if why in _UNREADABLE
+                                         else "returned a result that could not be read")
         if error == "unencodable":
-            return "returned a value that cannot be read"
+            return "unreadable_result", "returned a value that cannot be read"
         if error == "forward_called":
             name = result.get("name")
             if isinstance(name, str) and name in _FORWARD_MESSAGES:
-                return name + " (backward passes are graded on their own: use the cache, not the forward pass)"
-            return "called a forward pass, which a backward pass must not do"
+                return "forward_called", (name + " (backward passes are graded on their own: "
+                                          "use the cache, not the forward pass)")
+            return "forward_called", "called a forward pass, which a backward pass must not do"
         if error == "NotImplementedError":
-            return "is not implemented yet (raised NotImplementedError)"
+            return "not_implemented", "is not implemented yet (raised NotImplementedError)"
         if error == "MemoryError":
-            return f"exceeded the {self.memory} memory limit (MemoryError)" if self.memory else \
-                "ran out of memory (MemoryError)"
+            return "memory_limit", (f"exceeded the {self.memory} memory limit (MemoryError)" if self.memory
+                                    else "ran out of memory (MemoryError)")
         if error == "RecursionError":
-            return "raised RecursionError (infinite recursion?)"
+            return "raised_RecursionError", "raised RecursionError (infinite recursion?)"
         if isinstance(error, str) and error in _BUILTIN_EXCEPTIONS:
             line = result.get("line")
             where = f" at line {line} of its cell" if self.line_ok(line) else ""
-            return f"raised {error}{where}"
-        return "raised an exception of its own class"
+            return f"raised_{error}", f"raised {error}{where}"
+        return "raised_own_exception", "raised an exception of its own class"
 
 
 def _builtin_exceptions() -> frozenset[str]:

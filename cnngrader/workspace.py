@@ -8,7 +8,6 @@ graded by the same commands an instructor runs, in subprocesses with
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 from . import paths
 from .cases import function_points  # noqa: F401 - re-exported for the tests and make accuracy
 from .hidden_data import ensure_current
+from .record import Record, load_all
 
 
 def tool_env(root: Path, **extra: str) -> dict[str, str]:
@@ -51,9 +51,12 @@ class Course:
     def submitted(self) -> Path:
         return self.root / "submitted"
 
-    def records(self) -> dict[str, dict]:
-        folder = paths.records_dir(self.assignment, self.root)
-        return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    def records(self) -> dict[str, Record]:
+        """Every readable grading record, by student (an unreadable one is an error here: tests want to know)."""
+        records, broken = load_all(self.assignment, self.root)
+        if broken:
+            raise ValueError(f"unreadable grading records: {broken}")
+        return records
 
     def scores(self) -> dict[str, dict[str, float]]:
         """Per student, the score of every graded function (from the gradebook)."""

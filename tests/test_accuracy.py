@@ -70,7 +70,7 @@ WORDING = {
 @pytest.mark.parametrize("mutant, phrase", sorted(WORDING.items()))
 def test_failure_messages_name_the_property(acc_course, mutant, phrase):
     record = acc_course.records()[f"m__{mutant}"]
-    messages = [m for v in record["verdicts"].values() for m in v["messages"]]
+    messages = record.messages()
     assert any(phrase in m for m in messages), messages
     # No hidden expected value is ever printed: only shapes, counts and one rounded difference.
     for m in messages:
@@ -97,5 +97,5 @@ ONE_CHARGE = {
 @pytest.mark.parametrize("mutant, cells", sorted(ONE_CHARGE.items()))
 def test_one_bug_costs_its_own_property_once(acc_course, mutant, cells):
     record = acc_course.records()[f"m__{mutant}"]
-    failed = sorted(gid for gid, v in record["verdicts"].items() if not v["passed"])
+    failed = sorted(gid for gid, cell in record.cells.items() if not cell.passed)
     assert failed == sorted(cells)

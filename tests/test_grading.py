@@ -28,7 +28,7 @@ def test_blank_release_scores_0(graded):
 def test_buggy_submission_scores_exactly(graded):
     """Stride forgotten in conv_forward, = for += in pool_backward, dz/n_H*n_W in distribute_value."""
     assert graded.before["carol"] == CAROL
-    messages = [m for v in graded.course.records()["carol"]["verdicts"].values() for m in v["messages"]]
+    messages = graded.course.records()["carol"].messages()
     assert any("conv_forward - stride > 1" in m for m in messages)
     assert any("pool_backward - overlapping windows (stride < f)" in m for m in messages)
     assert any("distribute_value - each cell gets dz / (n_H * n_W)" in m for m in messages)
@@ -39,7 +39,7 @@ def test_buggy_submission_scores_exactly(graded):
 def test_bad_notebooks_score_0_with_reason(graded, student, reason):
     assert sum(graded.before[student].values()) == 0
     record = graded.course.records()[student]
-    assert any(reason in note for note in record["attention"]), record["attention"]
+    assert any(reason in note for note in record.attention), record.attention
     assert reason in graded.stdout  # the summary table shows the reason to the instructor
 
 

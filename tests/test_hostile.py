@@ -85,10 +85,10 @@ def test_attack(graded, attack, secrets):
     scores = course.scores()[student]
     record = course.records()[student]
     points = function_points()
-    messages = " ".join(m for v in record.get("verdicts", {}).values() for m in v["messages"])
+    messages = " ".join(record.messages())
 
     # 1. The attack earns nothing: blank attacks score 0, crash attacks lose exactly their function.
-    assert sum(scores.values()) == attack.total, (scores, record.get("verdicts"))
+    assert sum(scores.values()) == attack.total, (scores, record.cells)
     if attack.broken:
         assert scores[attack.broken] == 0
         assert all(scores[f] == points[f] for f in points if f != attack.broken)
@@ -121,8 +121,8 @@ def test_attack(graded, attack, secrets):
         assert now[other] == graded.before[other], other
 
     # 4. Grading finished within a bound, and the trusted process stayed small.
-    assert record["grading_seconds"] < BOUND_SECONDS
-    assert record["grader_maxrss_kib"] < MAX_GRADER_RSS_KIB
+    assert record.grading_seconds < BOUND_SECONDS
+    assert record.grader_maxrss_kib < MAX_GRADER_RSS_KIB
 
 
 def test_catalogue_is_large_enough():
@@ -130,12 +130,12 @@ def test_catalogue_is_large_enough():
 
 
 def test_sandbox_and_cgroups_were_on(graded):
-    records = [r for r in graded.course.records().values() if "sandboxed" in r]
-    assert records and all(r["sandboxed"] for r in records)
+    records = [r for r in graded.course.records().values() if r.sandboxed is not None]
+    assert records and all(r.sandboxed for r in records)
     from cnngrader import cgroups
 
     if cgroups.backend().enabled:
-        assert all(r["cgroups"] for r in records)
+        assert all(r.cgroups for r in records)
 
 
 def test_course_files_untouched(graded):
@@ -164,7 +164,7 @@ def test_host_disk_stays_bounded(graded):
 def test_memory_is_capped_per_submission(graded):
     record = graded.course.records()["h_disk_and_memory_fill"]
     limits = 3 << 30
-    assert 0 < record.get("submission_memory_peak", 1) <= limits
+    assert 0 < (record.submission_memory_peak or 1) <= limits
 
 
 def test_console_and_csv_are_safe(graded):
@@ -183,7 +183,7 @@ def test_console_and_csv_are_safe(graded):
 
 def test_file_name_problems_are_recorded(graded):
     record = graded.course.records()["h_hostile_file_names"]
-    notes = " ".join(record["attention"])
+    notes = " ".join(record.attention)
     assert "not clean UTF-8" in notes
     assert "FIFO" in notes
     assert "nested deeper" in notes
@@ -193,7 +193,7 @@ def test_file_name_problems_are_recorded(graded):
 def test_wall_clock_timeouts_with_work_done_are_retried_alone(graded):
     """A function stopped by the wall clock while it was working is graded again, alone."""
     record = graded.course.records()["h_busy_then_wall_clock"]
-    assert record.get("retried_alone") is True
-    assert record["wall_timeouts"] == ["distribute_value"]
+    assert record.retried_alone is True
+    assert record.wall_timeouts == ["distribute_value"]
     sleeper = graded.course.records()["h_sleep_forever"]
-    assert not sleeper.get("retried_alone")  # it slept: the machine's load was not the reason
+    assert not sleeper.retried_alone  # it slept: the machine's load was not the reason

@@ -10,7 +10,7 @@ import pytest
 from conftest import TEST_CONFIG
 
 from cnngrader import paths, submissions
-from cnngrader.pipeline import load_record
+from cnngrader.record import load as load_record
 from cnngrader.workspace import make_course, nbgrader, tool_env
 
 pytestmark = pytest.mark.slow
@@ -68,7 +68,7 @@ def test_stock_autograde_records_every_submission_with_a_reason(tmp_path):
                             ("frank", "missing notebook")):
         assert sum(scores[student].values()) == 0
         record = load_record(course.assignment, student, course.root)
-        assert any(reason in note for note in record["attention"]), record
+        assert any(reason in note for note in record.attention), record
     feedback = nbgrader(course.root, "generate_feedback", course.assignment, "--force", check=False)
     assert feedback.returncode == 0, feedback.stderr[-2000:]
 
@@ -93,7 +93,7 @@ def test_failed_regrade_never_leaves_a_stale_score(tmp_path):
     assert proc.returncode != 0
     assert _scores(course, "alice") == 0
     record = load_record(course.assignment, "alice", course.root)
-    assert record["status"] == "failed" and "RuntimeError" in record["failure"]
+    assert record.status == "failed" and "RuntimeError" in record.failure
     from nbgrader.api import Gradebook
 
     with Gradebook(course.db_url) as gb:

@@ -129,11 +129,11 @@ def test_scores_in_postgres(graded):
     # A zero must come from grading, not from a worker that failed to write to PostgreSQL.
     records = graded.course.records()
     assert sorted(records) == STUDENTS
-    failed = {s: r["attention"] for s, r in records.items()
-              if any(a.startswith("autograde failed") for a in r.get("attention", []))}
+    failed = {s: r.attention for s, r in records.items()
+              if any(a.startswith("autograde failed") for a in r.attention)}
     assert not failed, f"autograde failed against PostgreSQL: {failed}"
-    assert any("malformed notebook" in a for a in records["dave"]["attention"])
-    assert any("missing notebook" in a for a in records["erin"]["attention"])
+    assert any("malformed notebook" in a for a in records["dave"].attention)
+    assert any("missing notebook" in a for a in records["erin"].attention)
 
 
 def test_data_is_in_postgres_not_sqlite(graded):

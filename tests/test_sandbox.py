@@ -324,6 +324,14 @@ def test_process_notes():
     assert "CPU limit" in verdicts.process_note({"status": "signal", "code": 24}, limits, False)
     assert "SIGKILL" in verdicts.process_note({"status": "signal", "code": 9, "cpu": 0.1}, limits, False)
     assert "memory limit" in verdicts.process_note({"status": "signal", "code": 9}, limits, True)
+    # The same outcomes as codes, for the grading record.
+    outcome = verdicts.process_outcome
+    assert outcome({"status": "timeout"}, limits, False)[0] == "wall_timeout"
+    assert outcome({"status": "cpu"}, limits, False)[0] == "cpu_limit"
+    assert outcome({"status": "signal", "code": 9}, limits, True)[0] == "memory_limit"
+    assert outcome({"status": "signal", "code": 11}, limits, False)[0] == "crashed"
+    assert outcome({"status": "exit", "code": 0}, limits, False) == ("ok", "ok")
+    assert outcome(None, limits, False) == verdicts.NOT_GRADED
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,114 @@
+"""The judge, one check kind at a time: what passes, and which failure code a wrong result gets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnngrader.cases import Check
+from cnngrader.codec import Leaf, Opaque
+from cnngrader.judge import judge
+from cnngrader.verdicts import _Context
+
+
+def _check(kind: str) -> Check:
+    return Check("test_x", "f", 3, "a property", kind)
+
+
+def _leaf(a) -> Leaf:
+    a = np.asarray(a)
+    return Leaf(a, "ndarray")
+
+
+def _verdict(kind: str, value, expected, args=()):
+    return judge(_check(kind), [("x (2, 2)", args, expected)], [{"status": "ok", "value": value}])
+
+
+A = np.arange(6.0).reshape(2, 3)
+
+
+@pytest.mark.parametrize("kind, value, expected, code", [
+    ("shape", _leaf(A), _leaf(A + 1), None),
+    ("shape", _leaf(A.T), _leaf(A), "wrong_shape"),
+    ("array", _leaf(A), _leaf(A), None),
+    ("array", _leaf(A + 1), _leaf(A), "wrong_values"),
+    ("array", _leaf(A * np.nan), _leaf(A), "not_finite"),
+    ("array", _leaf(A.astype(str)), _leaf(A), "not_numeric"),
+    ("array", Opaque("Thing"), _leaf(A), "not_an_array"),
+    ("first_array", (_leaf(A), None), (_leaf(A), None), None),
+    ("first_array", _leaf(A), (_leaf(A), None), "not_a_tuple"),
+    ("first_shape", (_leaf(A.T), None), (_leaf(A), None), "wrong_shape"),
+    ("scalar_value", 3.0, _leaf(3.0), None),
+    ("scalar_value", 2.0, _leaf(3.0), "wrong_values"),
+    ("scalar_value", True, _leaf(1.0), "not_a_number"),
+    ("scalar_value", _leaf([1.0, 2.0]), _leaf(3.0), "not_a_scalar"),
+    ("scalar_type", _leaf(np.ones((1, 1, 1))), _leaf(1.0), "not_a_scalar"),
+])
+def test_value_kinds(kind, value, expected, code):
+    """Each comparison kind passes a right result and names what is wrong with a wrong one."""
+    verdict = _verdict(kind, value, expected)
+    assert verdict.passed is (code is None)
+    assert [f.code for f in verdict.failures] == ([] if code is None else [code])
+
+
+def test_failure_carries_case_and_student_words():
+    """A failure keeps the case apart from the message; the notebook line joins them."""
+    verdict = _verdict("array", _leaf(A + 1), _leaf(A))
+    (failure,) = verdict.failures
+    assert failure.case == "x (2, 2)" and "6 of 6 entries differ" in failure.message
+    assert verdict.messages == [f"f - a property: {failure.message} [case: x (2, 2)]"]
+
+
+def test_gradient_kinds():
+    """grad_single compares dA_prev by relative error; a wrong gradient is wrong_gradient."""
+    exp = {"dA_prev": _leaf(A)}
+    assert _verdict("grad_single", _leaf(A), exp).passed
+    assert _verdict("grad_single", _leaf(-A), exp).failures[0].code == "wrong_gradient"
+    both = {"dW": _leaf(A), "db": _leaf(A[:1])}
+    assert _verdict("grad_dWdb", (None, _leaf(A), _leaf(A[:1])), both).passed
+    assert _verdict("grad_dWdb", (None, _leaf(A), _leaf(A[:1] * 2)), both).failures[0].code == "wrong_gradient"
+
+
+def test_cache_kinds():
+    """A pooling cache must hold the input unchanged and the very hparameters dictionary."""
+    hp = {"f": 2, "stride": 1}
+    args = (_leaf(A), hp)
+    assert _verdict("pool_cache", (_leaf(A), (_leaf(A), hp)), None, args).passed
+    padded = (_leaf(A), (_leaf(np.pad(A, 1)), hp))
+    assert _verdict("pool_cache", padded, None, args).failures[0].code == "wrong_cache"
+    assert _verdict("pool_cache", (_leaf(A), (_leaf(A), {"f": 3})), None, args).failures[0].code == "wrong_cache"
+    assert _verdict("pool_cache", (_leaf(A), "cache"), None, args).failures[0].code == "wrong_cache"
+
+
+def test_mask_kinds():
+    """A mask must have the window's shape, hold booleans, and be True only at the maximum."""
+    x = np.array([[1.0, 5.0], [3.0, 2.0]])
+    args = (_leaf(x),)
+    right = x == x.max()
+    assert _verdict("mask", _leaf(right), _leaf(right), args).passed
+    assert _verdict("mask", _leaf(~right), _leaf(right), args).failures[0].code == "wrong_values"
+    assert _verdict("mask", _leaf(x), _leaf(right), args).failures[0].code == "not_boolean"
+    assert _verdict("mask_shape", _leaf(right.ravel()), _leaf(right), args).failures[0].code == "wrong_shape"
+
+
+def test_errors_are_described_with_codes():
+    """A failed call gets the code and words describe_error chooses; a missing result is not_graded."""
+    check = _check("array")
+    items = [("c1", (), _leaf(A)), ("c2", (), _leaf(A))]
+    describe = _Context("f", [], []).describe_error
+    verdict = judge(check, items, [{"status": "error", "error": "IndexError"}], describe)
+    assert [f.code for f in verdict.failures] == ["raised_IndexError", "not_graded"]
+    assert verdict.failures[1].message == "no result was produced"
+    for error, code in [("NotImplementedError", "not_implemented"), ("MemoryError", "memory_limit"),
+                        ("SomeClassOfMine", "raised_own_exception"), ("not_defined", "not_defined")]:
+        assert describe({"status": "error", "error": error})[0] == code
+
+
+def test_a_malformed_result_fails_without_crashing():
+    """A result the judge cannot even inspect costs the case, with code unreadable_result."""
+    class Weird:
+        def __getattr__(self, name):
+            raise RuntimeError("no")
+
+    verdict = judge(_check("array"), [("c", (), _leaf(A))], [Weird()])
+    assert [f.code for f in verdict.failures] == ["unreadable_result"]
