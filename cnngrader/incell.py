@@ -22,8 +22,15 @@ def _data() -> HiddenData:
     return HiddenData()
 
 
+#: The flag the released checks module reads (cnn_checks.HIDDEN_TESTS_JUDGED): once hidden
+#: tests judge a cell, the visible require_checks after them in that cell stays quiet, so one
+#: bug costs only its own property's cells under plain nbgrader too.
+HIDDEN_TESTS_JUDGED = "_cnn_hidden_tests_judged"
+
+
 def run_check(grade_id: str, namespace: dict[str, Any]) -> None:
     """Run the hidden check ``grade_id`` on the functions in ``namespace``; raise on failure."""
+    namespace[HIDDEN_TESTS_JUDGED] = True
     verdict = run_in_process(namespace, grade_id, _data())
     if not verdict.passed:
         raise AssertionError(verdict.message)

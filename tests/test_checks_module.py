@@ -166,3 +166,24 @@ def test_gradient_helpers(checks):
     assert checks.relative_error(grad, 3 * x ** 2) < 1e-8
     assert np.array_equal(x, [1.0, -2.0, 3.0])  # restored after every nudge
     assert checks.relative_error(np.zeros(3), np.zeros(3)) == 0.0
+
+
+def test_source_test_cells_charge_one_property_under_plain_nbgrader(checks):
+    """Run as plain nbgrader would, a forgotten stride fails the stride cell only, not every conv_forward cell."""
+    import nbformat
+
+    from cnngrader import incell
+    from cnngrader.reference import grade_id, is_test_cell
+
+    assert incell.HIDDEN_TESTS_JUDGED == checks.HIDDEN_TESTS_JUDGED
+    nb = nbformat.read(str(paths.source_notebook()), as_version=4)
+    cells = {grade_id(c): c.source for c in nb.cells if is_test_cell(c) and "conv_forward" in (grade_id(c) or "")}
+    failed = []
+    for gid, source in cells.items():
+        ns = _namespace(submissions.mutant("conv_forward__stride_forgotten"))
+        ns["require_checks"] = checks.require_checks
+        try:
+            exec(source, ns)  # noqa: S102 - the course's own test cells
+        except AssertionError:
+            failed.append(gid)
+    assert failed == ["test_conv_forward_stride"]

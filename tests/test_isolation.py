@@ -79,3 +79,23 @@ def test_victim_scores_the_same_next_to_an_attacker(tmp_path):
     record = course.records()["victim"]
     assert record.function_cpu_seconds["conv_forward"] >= VICTIM_CPU
     assert not record.wall_timeouts and not record.retried_alone
+
+
+@pytest.mark.skipif(not FULL, reason="make isolation only; the hostile catalogue covers 12,000 files in CI")
+def test_thirty_thousand_files_are_set_aside_quickly(tmp_path):
+    """The issue's 30,000 one-byte files next to a correct notebook: graded 100 within a minute, with a reason."""
+    course = make_course(tmp_path / "course", limits=LIMITS, extra_config=TEST_CONFIG)
+    notebook = submissions.write(submissions.solved(), course.submitted, "many")
+    junk = notebook.parent / "junk"
+    junk.mkdir()
+    for k in range(30_000):
+        (junk / f"f{k}.txt").write_bytes(b"x")
+    started = time.monotonic()
+    result = course.grade(jobs=2, extra_args=("--students", "many"))
+    seconds = time.monotonic() - started
+    assert result.returncode in BATCH_OK, result.stderr[-3000:]
+    total = sum(course.scores()["many"].values())
+    notes = " ".join(course.records()["many"].attention)
+    print(f"\n30,000 files: {total:g}/100 in {seconds:.1f} s; recorded: {notes[:200]}")
+    assert total == 100 and seconds < 60
+    assert "more than" in notes

@@ -580,11 +580,20 @@ def _version(fn: Any) -> tuple:
     return (id(fn), hashlib.sha1(code.co_code + repr(code.co_consts).encode()).hexdigest() if code else "")
 
 
+#: Set in the notebook's namespace by the hidden tests (cnngrader.incell.run_check) once they ran.
+HIDDEN_TESTS_JUDGED = "_cnn_hidden_tests_judged"
+
+
 def require_checks(fn: Callable) -> None:
     """For the test cells: raise (so Validate fails) when ``fn``'s visible checks fail; say what passed."""
     name = getattr(fn, "__name__", "this function")
     if name not in CASES:
         raise AssertionError(f"{name} is not one of the graded functions")
+    if getattr(fn, "__globals__", {}).get(HIDDEN_TESTS_JUDGED):
+        # Autograding without the course's grader: this cell's hidden tests, which run
+        # first, have already judged its one property. A failure of another property
+        # must not cost this cell too.
+        return
     deps = tuple(getattr(fn, "__globals__", {}).get(d) for d in DEPENDS.get(name, ()))
     key = (name, _version(fn), *(_version(d) for d in deps))
     if key not in _CACHE:
