@@ -219,14 +219,15 @@ class SandboxedExecute(Execute):
         self._resources["cnn"]["kernel"] = note
         self._kill_kernel()
 
-    async def async_execute_cell(self, cell: NotebookNode, cell_index: int, execution_count: int | None = None,
-                                 store_history: bool = True) -> NotebookNode:
+    def preprocess_cell(self, cell: NotebookNode, resources: ResourcesDict, index: int) -> tuple:
         # Graded test cells are scored by TrustedVerdicts, which replaces their
         # outputs; running them in the student's kernel would only cost time.
+        # (Overriding async_execute_cell is not enough: nbclient binds
+        # execute_cell to its own coroutine, so the override was never called.)
         if is_test_cell(cell):
             cell.outputs = []
-            return cell
-        return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            return cell, resources
+        return super().preprocess_cell(cell, resources, index)
 
     async def _async_handle_timeout(self, timeout: int, cell: NotebookNode | None = None) -> None | dict:
         """Stop at the first timed-out cell instead of letting every later cell time out too.

@@ -80,3 +80,19 @@ def test_regrading_is_idempotent(graded):
     after = graded.course.scores()
     for student in ("alice", "carol", "dave"):
         assert after[student] == graded.before[student]
+
+
+def test_test_cells_are_not_run_in_the_students_kernel(graded):
+    """The kernel runs the student's cells for feedback; graded test cells get only the trusted verdict."""
+    import nbformat
+
+    from cnngrader import paths
+    from cnngrader.reference import is_test_cell
+
+    path = graded.course.root / "autograded" / "alice" / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tests = [c for c in code if is_test_cell(c)]
+    assert tests and all(c.get("execution_count") is None for c in tests)
+    assert all(any("Hidden tests passed" in o.get("text", "") for o in c.outputs) for c in tests)
+    assert all(c.get("execution_count") for c in code if not is_test_cell(c))
