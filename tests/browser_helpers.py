@@ -348,3 +348,4 @@ def screenshot(page: Page, name: str, **kwargs) -> Path:
     path = ARTIFACTS / name
     page.screenshot(path=str(path), **kwargs)
     return path
+

@@ -173,3 +173,17 @@ def release_dir(root: Path) -> Path:
 
 
 __all__ = ["build_attack", "Graded", "DEMO", "TEST_LIMITS", "TEST_CONFIG", "BATCH_OK", "remove_deep"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module, for the browser tests."""
+    import browser_helpers
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(browser_helpers.CHROMIUM), headless=True, args=browser_helpers.CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

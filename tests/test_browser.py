@@ -25,7 +25,6 @@ import nbformat
 import pytest
 from browser_helpers import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     REPO,
     LabServer,
     log,
@@ -87,18 +86,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
         if request.session.testsfailed:
             print(f"\n--- jupyter lab log (tail) ---\n{server.log_tail()}")
         log("jupyter lab stopped", t0)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

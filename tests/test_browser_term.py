@@ -16,12 +16,11 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, LabServer, log, open_notebook, screenshot
+from browser_helpers import CHROMIUM, LabServer, log, open_notebook, screenshot
 from conftest import BATCH_OK, TEST_CONFIG, TEST_LIMITS
 
 from cnngrader import paths, submissions
@@ -65,18 +64,6 @@ def term(tmp_path_factory):
     with open(workspace / "nbgrader_config.py", "a") as fh:
         fh.write(f'\nc.CourseDirectory.student_id = "{STUDENT}"\n')
     return {"tmp": tmp, "course": course, "env": env, "exchange": exchange, "workspace": workspace}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _item(page, list_id: str, text: str):

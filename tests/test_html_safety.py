@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 
 import pytest
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, LabServer, log, screenshot
+from browser_helpers import CHROMIUM, LabServer, log, screenshot
 from conftest import BATCH_OK, TEST_CONFIG, TEST_LIMITS, build_attack
 from hostile_cases import ATTACKS
 
@@ -48,18 +47,6 @@ def course(tmp_path_factory):
     fb = nbgrader(course.root, "generate_feedback", course.assignment, "--force", check=False)
     assert fb.returncode == 0, fb.stderr[-3000:]
     return course
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _visit(browser, url: str, name: str) -> dict:
