@@ -22,17 +22,19 @@ benchmark as the baseline).
 import os
 from pathlib import Path
 
-from cnngrader.paths import COURSE_ID, default_db_url
+from cnngrader.paths import course_id, default_db_url
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
 HERE = Path(__file__).resolve().parent
 
 c.CourseDirectory.root = str(HERE)
-c.CourseDirectory.course_id = COURSE_ID
+c.CourseDirectory.course_id = course_id(HERE)
 # SQLite by default; set CNN_DB_URL for PostgreSQL.
 c.CourseDirectory.db_url = default_db_url(HERE)
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+# grading/ beside each source notebook is the assignment's grading spec and course tools:
+# instructor-only, never copied into a release or an autograded folder.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "grading"]
 
 # The exchange, where release_assignment, submit, collect and release_feedback meet. Any
 # user may create the default (a folder of the course, git-ignored; `make exchange` makes it

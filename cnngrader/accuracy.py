@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cases, mutants, paths, submissions
-from .workspace import Course, function_points, make_course
+from . import mutants, paths, spec, submissions
+from .workspace import Course, make_course
 
 #: Broken helpers whose callers must still get full marks.
 ISOLATION = {
@@ -44,7 +44,7 @@ def mutant_files() -> list[Path]:
 
 
 def variant_files() -> list[Path]:
-    return sorted(submissions.VARIANTS_DIR.glob("*.py"))
+    return sorted(submissions.variants_dir().glob("*.py"))
 
 
 def target_of(mutant: Path) -> str:
@@ -56,8 +56,8 @@ def write_submissions(course: Course) -> None:
         submissions.write(submissions.with_files(path), course.submitted, f"m__{path.stem}")
     for path in variant_files():
         submissions.write(submissions.with_files(path), course.submitted, f"v__{path.stem}")
-    for name, spec in ISOLATION.items():
-        nb = submissions.with_files(*(submissions.mutant(m) for m in spec["mutants"]))
+    for name, case in ISOLATION.items():
+        nb = submissions.with_files(*(submissions.mutant(m) for m in case["mutants"]))
         submissions.write(nb, course.submitted, name)
 
 
@@ -78,13 +78,14 @@ class Accuracy:
 
 def evaluate(course: Course) -> Accuracy:
     scores = course.scores()
-    points = function_points()
-    acc = Accuracy({fn: [] for fn in paths.FUNCTIONS}, {fn: [] for fn in paths.FUNCTIONS})
+    points = spec.load().function_points()
+    names = spec.load().function_names
+    acc = Accuracy({fn: [] for fn in names}, {fn: [] for fn in names})
     for path in mutant_files():
         fn = target_of(path)
         row = scores.get(f"m__{path.stem}", {})
         (acc.caught if row.get(fn, points[fn]) < points[fn] else acc.missed)[fn].append(path.stem)
-        others = [f for f in paths.FUNCTIONS if f != fn and row.get(f, 0) < points[f]]
+        others = [f for f in names if f != fn and row.get(f, 0) < points[f]]
         if others:
             acc.collateral[path.stem] = others
     for path in variant_files():
@@ -93,9 +94,9 @@ def evaluate(course: Course) -> Accuracy:
             acc.variants_full.append(path.stem)
         else:
             acc.variants_short[path.stem] = total
-    for name, spec in ISOLATION.items():
+    for name, case in ISOLATION.items():
         row = scores.get(name, {})
-        acc.isolation[name] = all(row.get(fn, 0) == points[fn] for fn in spec["keeps"])
+        acc.isolation[name] = all(row.get(fn, 0) == points[fn] for fn in case["keeps"])
     return acc
 
 
@@ -108,11 +109,11 @@ def reference_timings(repeats: int = 5) -> dict[str, float]:
     data = HiddenData()
     ns = dict(load_reference())
     timings = {}
-    for fn in paths.FUNCTIONS:
+    for fn in spec.load().function_names:
         runs = []
         for _ in range(repeats):
             started = time.perf_counter()
-            for check in cases.checks_for(fn):
+            for check in spec.load().checks_for(fn):
                 assert run_in_process(ns, check.grade_id, data).passed
             runs.append(time.perf_counter() - started)
         timings[fn] = statistics.median(runs)
@@ -121,7 +122,7 @@ def reference_timings(repeats: int = 5) -> dict[str, float]:
 
 def render(acc: Accuracy, timings: dict[str, float] | None, wall: float) -> str:
     lines = ["function                  mutants  caught  missed", "-" * 50]
-    for fn in paths.FUNCTIONS:
+    for fn in spec.load().function_names:
         n = len(acc.caught[fn]) + len(acc.missed[fn])
         lines.append(f"{fn:<25} {n:>7} {len(acc.caught[fn]):>7} {len(acc.missed[fn]):>7}")
     total_caught = sum(len(v) for v in acc.caught.values())

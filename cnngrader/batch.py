@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from . import cases, paths, record
-from .limits import Limits, from_course
+from . import paths, record, spec
+from .limits import Limits, for_assignment, from_course
+from .spec import Assignment
 from .staging import valid_student_id
 from .textsafe import clean, csv_cell
 
@@ -106,7 +107,7 @@ def _worker(conn: Connection, root: str, db_url: str | None) -> None:
     cap_own_memory(from_config(config).grader_memory_bytes)
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir=coursedir, config=config)
-    hidden_data()  # warm the per-process caches once, before the first student
+    hidden_data(paths.default_assignment())  # warm the per-process caches once, before the first student
     conn.send(("ready", os.getpid()))
     while True:
         try:
@@ -248,13 +249,14 @@ def annotate(assignment: str, outcomes: dict[str, Outcome]) -> None:
 def function_scores(db_url: str, assignment: str, students: list[str]) -> dict[str, dict[str, float]]:
     from nbgrader.api import Gradebook, MissingEntry
 
-    fn_of = {c.grade_id: c.function for c in cases.checks()}
+    a = spec.load(assignment)
+    fn_of = {c.grade_id: c.function for c in a.checks}
     table: dict[str, dict[str, float]] = {}
     with Gradebook(paths.normalise_db_url(db_url)) as gb:
         for student in students:
-            row = {fn: 0.0 for fn in paths.FUNCTIONS}
+            row = dict.fromkeys(a.function_names, 0.0)
             try:
-                nb = gb.find_submission_notebook(assignment, assignment, student)
+                nb = gb.find_submission_notebook(a.notebook_name, assignment, student)
             except MissingEntry:
                 table[student] = row
                 continue
@@ -266,21 +268,18 @@ def function_scores(db_url: str, assignment: str, students: list[str]) -> dict[s
     return table
 
 
-SHORT = {"zero_pad": "pad", "conv_single_step": "step", "conv_forward": "conv_fwd",
-         "pool_forward": "pool_fwd", "conv_backward": "conv_bwd", "create_mask_from_window": "mask",
-         "distribute_value": "distrib", "pool_backward": "pool_bwd"}
-
-
-def summary_table(scores: dict[str, dict[str, float]], reasons: dict[str, str]) -> str:
+def summary_table(scores: dict[str, dict[str, float]], reasons: dict[str, str], assignment: Assignment) -> str:
     """The per-student table, with every student-controlled string escaped for a terminal."""
-    points = cases.function_points()
-    heads = ["student"] + [f"{SHORT[fn]}/{points[fn]}" for fn in paths.FUNCTIONS] + ["total/100", "notes"]
+    points = assignment.function_points()
+    names = assignment.function_names
+    heads = (["student"] + [f"{assignment.short_names[fn]}/{points[fn]}" for fn in names]
+             + [f"total/{assignment.total_points()}", "notes"])
     rows = []
     for student in sorted(scores):
         row = scores[student]
         total = sum(row.values())
-        rows.append([clean(student, 40)] + [f"{row[fn]:g}" for fn in paths.FUNCTIONS] + [f"{total:g}",
-                                                                                         clean(reasons.get(student, ""), 400)])
+        rows.append([clean(student, 40)] + [f"{row[fn]:g}" for fn in names]
+                    + [f"{total:g}", clean(reasons.get(student, ""), 400)])
     widths = [max(len(str(r[i])) for r in [heads] + rows) for i in range(len(heads) - 1)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=False)) + "  " + heads[-1]]
     lines.append("-" * len(lines[0]))
@@ -289,7 +288,8 @@ def summary_table(scores: dict[str, dict[str, float]], reasons: dict[str, str]) 
     return "\n".join(lines)
 
 
-def export(root: Path, db_url: str, scores: dict[str, dict[str, float]], reasons: dict[str, str]) -> None:
+def export(root: Path, db_url: str, scores: dict[str, dict[str, float]], reasons: dict[str, str],
+           assignment: Assignment) -> None:
     from nbgrader.api import Gradebook
     from nbgrader.plugins.export import CsvExportPlugin
 
@@ -298,10 +298,10 @@ def export(root: Path, db_url: str, scores: dict[str, dict[str, float]], reasons
         plugin.export(gb)
     with open(root / "grades_by_function.csv", "w", newline="", encoding="utf-8", errors="replace") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student_id", *paths.FUNCTIONS, "total", "notes"])
+        writer.writerow(["student_id", *assignment.function_names, "total", "notes"])
         for student in sorted(scores):
             row = scores[student]
-            writer.writerow([csv_cell(student), *(f"{row[fn]:g}" for fn in paths.FUNCTIONS),
+            writer.writerow([csv_cell(student), *(f"{row[fn]:g}" for fn in assignment.function_names),
                              f"{sum(row.values()):g}", csv_cell(reasons.get(student, ""))])
 
 
@@ -336,7 +336,7 @@ def _needs_retry(assignment: str, student: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Grade all submissions in parallel with hardened nbgrader.")
-    parser.add_argument("--assignment", default=paths.ASSIGNMENT)
+    parser.add_argument("--assignment", default=None, help="assignment id (default: the course's first)")
     parser.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
     parser.add_argument("--db-url", default=None, help="gradebook URL (default: nbgrader_config.py)")
     parser.add_argument("--students", default="", help="comma-separated subset")
@@ -349,25 +349,29 @@ def main(argv: list[str] | None = None) -> int:
 
     root = paths.course_root()
     os.environ["CNN_COURSE_ROOT"] = str(root)
+    args.assignment = args.assignment or paths.default_assignment(root)
+    # The workers read it to warm the right hidden data before the first student.
+    os.environ["CNN_ASSIGNMENT"] = args.assignment
+    assignment = spec.load(args.assignment, root)
     jobs = args.jobs or os.cpu_count() or 1
     db_url = paths.normalise_db_url(args.db_url) if args.db_url else paths.default_db_url(root)
 
     if args.summary_only:
         graded = sorted(p.stem for p in paths.records_dir(args.assignment, root).glob("*.json"))
         reasons = reasons_for(args.assignment, graded)
-        print(summary_table(function_scores(db_url, args.assignment, graded), reasons))
+        print(summary_table(function_scores(db_url, args.assignment, graded), reasons, assignment))
         return 0
 
     from . import cgroups
     from .hidden_data import ensure_current
     from .sandbox import warn_if_off
 
-    ensure_current()
+    ensure_current(assignment=assignment)
     if not warn_if_off():
         print("WARNING: grading WITHOUT the bubblewrap sandbox (see above).", file=sys.stderr)
     if not cgroups.warn_if_off():
         print("WARNING: grading WITHOUT per-submission cgroups (CGROUPS OFF, see above).", file=sys.stderr)
-    limits = from_course(root)
+    limits = for_assignment(from_course(root), assignment)
     started = time.monotonic()
     listing = list_submissions(root / "submitted", args.assignment,
                                [s for s in args.students.split(",") if s] or None)
@@ -393,12 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     scores = function_scores(db_url, args.assignment, students)
     reasons = reasons_for(args.assignment, students)
     if not args.no_summary:
-        print(summary_table(scores, reasons))
+        print(summary_table(scores, reasons, assignment))
     if not args.no_export:
         # The CSV covers every graded student, not only this run's.
         everyone = sorted(p.stem for p in paths.records_dir(args.assignment, root).glob("*.json"))
         export(root, db_url, function_scores(db_url, args.assignment, everyone),
-               reasons_for(args.assignment, everyone))
+               reasons_for(args.assignment, everyone), assignment)
         print(f"wrote {root / 'grades.csv'} and {root / 'grades_by_function.csv'}")
     elapsed = time.monotonic() - started
     print(f"graded {len(students)} submissions with {used} jobs in {elapsed:.1f} s")

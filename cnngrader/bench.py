@@ -97,7 +97,7 @@ def notebook_runtime(repeats: int = 5) -> list[float]:
 
     times = []
     with tempfile.TemporaryDirectory(prefix="cnn-nbrun-") as tmp:
-        folder = Path(tmp) / paths.ASSIGNMENT
+        folder = Path(tmp) / paths.default_assignment()
         shutil.copytree(paths.release_notebook().parent, folder)
         for _ in range(repeats):
             nb = submissions.solved()

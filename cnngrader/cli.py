@@ -19,9 +19,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "stock nbgrader against the hardened grader, same run"),
     "demo": ("demo", "the whole course on bundled examples, in demo/"),
     "demo-data": ("submissions", "write the demo's example submissions into a folder"),
-    "figures": ("figures", "redraw the lesson's figures"),
+    "figures": ("hooks:figures", "redraw each assignment's figures (its spec's figures hook)"),
     "hidden-data": ("hidden_data", "build the hidden inputs and expectations"),
-    "checks-data": ("checks_data", "build the visible checks' expected values"),
+    "checks-data": ("hooks:checks_data", "build the visible checks' expected values (checks_data hook)"),
     "due-dates": ("term", "record the term's due dates in the gradebook"),
     "limits": ("limits", "print every grading limit in force"),
 }
@@ -46,14 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"cnn: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"cnngrader.{COMMANDS[name][0]}")
+    module_name, _, function = COMMANDS[name][0].partition(":")
+    module = importlib.import_module(f"cnngrader.{module_name}")
+    entry = getattr(module, function or "main")
     sys.argv = [f"cnn {name}", *rest]  # so each module's argparse names itself "cnn <command>"
-    if COMMANDS[name][0] in _NO_ARGV:
+    if module_name in _NO_ARGV:
         if rest:
             print(f"cnn {name} takes no options", file=sys.stderr)
             return 2
-        return int(module.main() or 0)
-    return int(module.main(rest) or 0)
+        return int(entry() or 0)
+    return int(entry(rest) or 0)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets.config import Config
 
-from . import cases, paths, record
+from . import paths, record, spec
 from .reference import grade_id, is_test_cell
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "nbconvert"
@@ -68,10 +68,12 @@ class FeedbackSummary(NbGraderPreprocessor):
     """Per-function scores and failed properties, and the grading record's notes, for the page's top."""
 
     def preprocess(self, nb: Any, resources: dict) -> tuple[Any, dict]:
-        registry = cases.by_grade_id()
-        points = cases.function_points()
+        info = resources.get("nbgrader", {})
+        assignment = spec.load(info.get("assignment") or None)
+        registry = assignment.by_grade_id()
+        points = assignment.function_points()
         rows: dict[str, dict] = {fn: {"function": fn, "score": 0.0, "points": points[fn], "failed": [],
-                                      "anchor": None} for fn in paths.FUNCTIONS}
+                                      "anchor": None} for fn in assignment.function_names}
         for cell in nb.cells:
             check = registry.get(grade_id(cell) or "")
             if check is None or not is_test_cell(cell):
@@ -84,7 +86,6 @@ class FeedbackSummary(NbGraderPreprocessor):
             if score < float(meta.get("points") or check.points):
                 row["failed"].append(check.prop)
             meta["cnn_title"] = f"{check.function}: {check.prop}"
-        info = resources.get("nbgrader", {})
         rec = _record(info.get("assignment"), info.get("student"))
         resources["cnn_feedback"] = {
             "functions": list(rows.values()),

@@ -31,23 +31,28 @@ from typing import Any
 import h5py
 import numpy as np
 
-from . import cases, checks_data, codec, paths, reference
+from . import codec, paths, reference, spec
+from .spec import Assignment, Case, Check
 
 EPS = 1e-6
 
 
-def numeric_gradient(loss: Callable[[], float], x: np.ndarray) -> np.ndarray:
+def numeric_gradient(loss: Callable[[], float], x: np.ndarray, assignment: Assignment | None = None) -> np.ndarray:
     """Central-difference gradient of ``loss()`` with respect to ``x``: the released checks' own helper.
 
-    Students gradient-check with ``cnn_checks.numerical_gradient``; the hidden
-    expectations are built with the very same function.
+    Students gradient-check with their visible-checks module's
+    ``numerical_gradient``; the hidden expectations are built with the very
+    same function, loaded from the assignment's source folder.
     """
-    return _released_checks().numerical_gradient(loss, x, eps=EPS)
+    return _released_checks(assignment or spec.load()).numerical_gradient(loss, x, eps=EPS)
 
 
 @functools.cache
-def _released_checks() -> ModuleType:
-    return checks_data.load_checks()
+def _released_checks(assignment: Assignment) -> ModuleType:
+    module = assignment.visible.get("module")
+    if not module:
+        raise spec.SpecError(f"{assignment.name}: numeric_gradient checks need [visible] module with numerical_gradient")
+    return spec.load_module(assignment.source_folder / module, f"_cnn_released_{assignment.name}_checks")
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -61,46 +66,35 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return 0.0 if den == 0 else num / den
 
 
-def _conv_gradients(ref: dict[str, Callable], case: cases.Case) -> dict[str, np.ndarray]:
-    dZ, (A, W, b, hp) = case.args
-    A, W, b = A.copy(), W.copy(), b.copy()
+def _gradients(assignment: Assignment, ref: dict[str, Callable], check: Check, case: Case) -> dict[str, np.ndarray]:
+    """Numeric gradients of the reference forward pass, checked against the reference backward pass."""
+    setup = case.gradient
+    if setup is None:
+        raise spec.SpecError(f"{check.grade_id}: a numeric_gradient case needs a GradientSetup")
+    forward = ref[assignment.function(check.function).gradient_of]
+    fargs = _copy(setup.forward_args)
 
     def loss() -> float:
-        return float(np.sum(ref["conv_forward"](A, W, b, hp)[0] * dZ))
+        out = forward(*fargs, **setup.forward_kwargs)
+        return float(np.sum((out if setup.output is None else out[setup.output]) * setup.upstream))
 
-    grads = {"dA_prev": numeric_gradient(loss, A), "dW": numeric_gradient(loss, W),
-             "db": numeric_gradient(loss, b)}
-    got = ref["conv_backward"](dZ, (A, W, b, hp))
-    for name, value in zip(("dA_prev", "dW", "db"), got, strict=True):
+    grads = {name: numeric_gradient(loss, fargs[index], assignment) for name, index in setup.wrt.items()}
+    got = ref[check.function](*_copy(case.args))
+    got = (got,) if len(check.returns) == 1 else got
+    for name, value in zip(check.returns, got, strict=True):
         err = relative_error(value, grads[name])
         if err > 1e-7:
-            raise AssertionError(f"reference conv_backward {name} disagrees with the numeric gradient ({err:.1e})")
+            raise AssertionError(f"reference {check.function} {name} disagrees with the numeric gradient ({err:.1e})")
     return grads
 
 
-def _pool_gradients(ref: dict[str, Callable], case: cases.Case) -> dict[str, np.ndarray]:
-    dA, (A, hp), mode = case.args
-    if mode == "max" and cases.has_tied_window(A, hp["f"], hp["stride"]):
-        raise AssertionError(f"tied maximum in a hidden pooling input: {case.describe}")
-    A = A.copy()
-
-    def loss() -> float:
-        return float(np.sum(ref["pool_forward"](A, hp, mode=mode)[0] * dA))
-
-    grad = numeric_gradient(loss, A)
-    err = relative_error(ref["pool_backward"](dA, (A, hp), mode=mode), grad)
-    if err > 1e-7:
-        raise AssertionError(f"reference pool_backward disagrees with the numeric gradient ({err:.1e})")
-    return {"dA_prev": grad}
-
-
-def expected_for(ref: dict[str, Callable], check: cases.Check, case: cases.Case) -> Any:
-    if check.kind.startswith("grad"):
-        if check.function == "conv_backward":
-            return _conv_gradients(ref, case)
-        return _pool_gradients(ref, case)
-    args = _copy(case.args)
-    return ref[check.function](*args)
+def expected_for(assignment: Assignment, ref: dict[str, Callable], check: Check, case: Case) -> Any:
+    """What the check compares against, made the way the spec says (``expect``)."""
+    if check.expect == "numeric_gradient":
+        return _gradients(assignment, ref, check, case)
+    if check.expect == "none":
+        return None
+    return ref[check.function](*_copy(case.args))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -130,29 +124,30 @@ def _write_tree(group: h5py.Group, name: str, payload: Any) -> None:
     group.attrs[f"{name}_tree"] = json.dumps(tree)
 
 
-def build(out: Path | None = None, notebook: Path | None = None) -> Path:
+def build(out: Path | None = None, notebook: Path | None = None, assignment: Assignment | None = None) -> Path:
     """Compute every hidden expectation and write the HDF5 file atomically."""
-    out = out or paths.hidden_data_file()
-    notebook = notebook or paths.source_notebook()
+    assignment = assignment or spec.load()
+    out = out or paths.hidden_data_file(assignment.name)
+    notebook = notebook or assignment.notebook
     ref = reference.load_reference(notebook)
     solutions = reference.solution_cells(notebook)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp.h5")
     with h5py.File(tmp, "w") as h5:
         h5.attrs["digest"] = reference.source_digest(notebook)
-        h5.attrs["assignment"] = paths.ASSIGNMENT
+        h5.attrs["assignment"] = assignment.name
         helpers = h5.create_group("helpers")
-        for name in sorted({h for hs in cases.HELPERS.values() for h in hs}):
+        for name in sorted({h for hs in assignment.helpers.values() for h in hs}):
             helpers.attrs[name] = solutions[name]
         root = h5.create_group("checks")
-        for check in (*cases.checks(), *cases.probes().values()):
+        for check in (*assignment.checks, *assignment.probes().values()):
             g = root.create_group(check.grade_id)
             expected = []
             for k, case in enumerate(check.cases):
                 cg = g.create_group(str(k))
                 cg.attrs["describe"] = case.describe
                 _write_tree(cg, "in", case.args)
-                expected.append(expected_for(ref, check, case))
+                expected.append(expected_for(assignment, ref, check, case))
                 _write_tree(cg, "exp", expected[-1])
             if check.grade_id.startswith("probe_") and _same(expected[0], expected[1]):
                 raise AssertionError(f"{check.grade_id}: the two probe inputs must give different outputs")
@@ -169,6 +164,7 @@ class HiddenData:
             raise FileNotFoundError(f"hidden test data {self.path} is missing: run `make hidden-data`")
         with h5py.File(self.path, "r") as h5:
             self.digest = str(h5.attrs["digest"])
+            self.assignment = str(h5.attrs["assignment"])
             self.helpers = {k: str(v) for k, v in h5["helpers"].attrs.items()}
             self._cases: dict[str, list[tuple[str, Any, Any]]] = {}
             for grade_id, g in h5["checks"].items():
@@ -186,6 +182,11 @@ class HiddenData:
         tree = json.loads(cg.attrs[f"{name}_tree"])
         return codec.decode(tree, arrays)
 
+    @property
+    def spec(self) -> Assignment:
+        """The grading spec of the assignment this file was built for."""
+        return spec.load(self.assignment)
+
     def cases(self, grade_id: str) -> list[tuple[str, Any, Any]]:
         """``(describe, args, expected)`` for each case; args/expected are decoded trees."""
         return self._cases[grade_id]
@@ -194,23 +195,30 @@ class HiddenData:
         return self.digest == reference.source_digest(notebook)
 
 
-def ensure_current(path: Path | None = None, notebook: Path | None = None) -> Path:
-    """Rebuild the hidden file when it is missing or older than the reference solutions."""
-    path = Path(path or paths.hidden_data_file())
+def ensure_current(path: Path | None = None, notebook: Path | None = None,
+                   assignment: Assignment | None = None) -> Path:
+    """Rebuild the hidden file when it is missing or older than the reference solutions or the spec."""
+    assignment = assignment or spec.load()
+    notebook = notebook or assignment.notebook
+    path = Path(path or paths.hidden_data_file(assignment.name))
     if path.exists():
         with h5py.File(path, "r") as h5:
             if str(h5.attrs.get("digest", "")) == reference.source_digest(notebook):
                 return path
-    return build(path, notebook)
+    return build(path, notebook, assignment)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--if-stale", action="store_true", help="only rebuild when the solutions changed")
+    parser.add_argument("--assignment", action="append", help="assignment id (default: every assignment)")
     args = parser.parse_args(argv)
-    path = ensure_current(args.out) if args.if_stale else build(args.out)
-    print(f"hidden data: {path}")
+    for name in args.assignment or spec.assignments():
+        assignment = spec.load(name)
+        path = (ensure_current(args.out, assignment=assignment) if args.if_stale
+                else build(args.out, assignment=assignment))
+        print(f"hidden data: {path}")
     return 0
 
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from . import cases
+from . import paths, spec
 from .hidden_data import HiddenData
 from .verdicts import run_in_process
 
 
-@lru_cache(maxsize=1)
-def _data() -> HiddenData:
-    return HiddenData()
+@lru_cache(maxsize=8)
+def _data(assignment: str) -> HiddenData:
+    return HiddenData(paths.hidden_data_file(assignment))
 
 
 #: The flag the released checks module reads (cnn_checks.HIDDEN_TESTS_JUDGED): once hidden
@@ -31,8 +31,10 @@ HIDDEN_TESTS_JUDGED = "_cnn_hidden_tests_judged"
 def run_check(grade_id: str, namespace: dict[str, Any]) -> None:
     """Run the hidden check ``grade_id`` on the functions in ``namespace``; raise on failure."""
     namespace[HIDDEN_TESTS_JUDGED] = True
-    verdict = run_in_process(namespace, grade_id, _data())
+    # Grade ids are unique across the course, so the id names its assignment.
+    assignment = spec.for_grade_id(grade_id)
+    verdict = run_in_process(namespace, grade_id, _data(assignment.name))
     if not verdict.passed:
         raise AssertionError(verdict.message)
-    check = cases.by_grade_id()[grade_id]
+    check = assignment.by_grade_id()[grade_id]
     print(f"hidden tests passed: {check.function} - {check.prop}")

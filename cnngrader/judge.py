@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .cases import Check
 from .codec import Leaf, Opaque
 from .hidden_data import relative_error
 from .record import Failure
+from .spec import Check
 
 RTOL = 1e-4
 #: Gradient checks pass below this relative error. The reference sits near
@@ -149,70 +149,67 @@ def _scalar_value(got: Any) -> float:
     return float(_numeric(arr, "the result").reshape(-1)[0])
 
 
-#: The gradients each gradient-check kind compares.
-GRADIENTS = {"grad_dA": ("dA_prev",), "grad_dWdb": ("dW", "db"), "grad_all": ("dA_prev", "dW", "db")}
+def _select(check: Check, value: Any, what: str = "output") -> Any:
+    """The item of a returned tuple that the check compares (the whole result when ``output`` is unset)."""
+    return value if check.output is None else _item(value, check.output, what)
 
 
 def _compare(check: Check, args: Any, got: Any, exp: Any, skip: frozenset[str] = frozenset()) -> None:
-    kind = check.kind
+    kind, what = check.compare, check.what
     if kind == "shape":
-        _same_shape(_array(got, "the output"), _array(exp, "expected"), "the output")
+        _same_shape(_array(_select(check, got), what), _array(_select(check, exp, "expected"), "expected"), what)
     elif kind == "array":
-        _close(got, exp, "the output")
-    elif kind == "first_shape":
-        _same_shape(_array(_item(got, 0, "output"), "the output"), _array(_item(exp, 0, "output"), "e"),
-                    "the output")
-    elif kind == "first_array":
-        _close(_item(got, 0, "output"), _item(exp, 0, "output"), "the output")
-    elif kind in ("scalar_value", "scalar_type"):
-        value = _scalar_value(got)
-        expected = _scalar_value(exp)
-        if kind == "scalar_type" and isinstance(got, Leaf) and got.array.ndim != 0:
+        _close(_select(check, got), _select(check, exp, "expected"), what)
+    elif kind in ("scalar", "scalar_strict"):
+        value = _scalar_value(_select(check, got))
+        expected = _scalar_value(_select(check, exp, "expected"))
+        got = _select(check, got)
+        if kind == "scalar_strict" and isinstance(got, Leaf) and got.array.ndim != 0:
             raise Mismatch(f"returned an array of shape {tuple(got.array.shape)}; "
                            "return a single number, for example with b.item()", "not_a_scalar")
         if not np.isfinite(value) or not np.isclose(value, expected, rtol=RTOL, atol=RTOL * max(1.0, abs(expected))):
             raise Mismatch("the value is wrong", "wrong_values")
-    elif kind in ("conv_cache", "pool_cache"):
-        # Only the cache: the output's values have cells of their own.
-        _array(_item(got, 0, "output"), "the output")
-        cache = _item(got, 1, "output")
-        names = ("A_prev", "W", "b", "hparameters") if kind == "conv_cache" else ("A_prev", "hparameters")
-        if not isinstance(cache, tuple | list) or len(cache) != len(names):
-            raise Mismatch(f"cache should be a tuple ({', '.join(names)}), got {_describe(cache)}", "wrong_cache")
-        inputs = args if kind == "conv_cache" else (args[0], args[1])
-        for name, stored, given in zip(names, cache, inputs, strict=True):
-            if name == "hparameters":
-                if stored != given:
-                    raise Mismatch("cache must hold the hparameters dictionary you were given", "wrong_cache")
+    elif kind == "holds_inputs":
+        _holds_inputs(check, args, got)
+    elif kind == "gradient":
+        values = (got,) if len(check.returns) == 1 else None
+        for k, name in enumerate(check.returns):
+            if name not in check.gradients or name in skip:
                 continue
-            try:
-                _close(stored, given, f"cache {name}")
-            except Mismatch as exc:
-                if name == "A_prev":
-                    raise Mismatch(f"cache must hold the unpadded input A_prev ({exc})", "wrong_cache") from None
-                raise Mismatch(str(exc), "wrong_cache") from None
-    elif kind in GRADIENTS:
-        index = {"dA_prev": 0, "dW": 1, "db": 2}
-        for name in GRADIENTS[kind]:
-            if name in skip:
-                continue
-            _grad(_item(got, index[name], "output"), exp[name], name)
-    elif kind == "grad_single":
-        _grad(got, exp["dA_prev"], "dA_prev")
-    elif kind in ("mask", "mask_shape"):
-        x = _array(args[0], "x")
-        arr = _array(got, "the mask")
-        if arr.shape != x.shape:
-            raise Mismatch(f"the mask should have the window's shape {tuple(x.shape)}, "
-                           f"got {_describe(got)}", "wrong_shape")
-        if kind == "mask":
-            if arr.dtype != bool and not np.isin(arr, (0, 1)).all():
-                raise Mismatch("the mask should hold only True/False values", "not_boolean")
-            if not np.array_equal(arr.astype(bool), _array(exp, "e").astype(bool)):
-                raise Mismatch("the mask is True in the wrong places (it must be True only at the maximum)",
-                               "wrong_values")
-    else:  # pragma: no cover - a programming error in cases.py
+            _grad(values[0] if values else _item(got, k, "output"), exp[name], name)
+    elif kind == "bool_array":
+        arr = _array(_select(check, got), what)
+        e = _array(_select(check, exp, "expected"), "expected")
+        if arr.shape != e.shape:
+            raise Mismatch(f"{what} should have shape {tuple(e.shape)}, got {_describe(got)}", "wrong_shape")
+        if arr.dtype != bool and not np.isin(arr, (0, 1)).all():
+            raise Mismatch(f"{what} should hold only True/False values", "not_boolean")
+        if not np.array_equal(arr.astype(bool), e.astype(bool)):
+            raise Mismatch(f"{what} is True in the wrong places", "wrong_values")
+    else:  # pragma: no cover - the spec loader refuses unknown kinds
         raise ValueError(f"unknown check kind {kind}")
+
+
+def _holds_inputs(check: Check, args: Any, got: Any) -> None:
+    """The selected output is a tuple holding the inputs the function was given (a cache)."""
+    if check.output != 0:
+        # Only the held tuple is judged here: the main output's values have cells of their own.
+        _array(_item(got, 0, "output"), "the output")
+    held = _select(check, got)
+    names = [n for n, _ in check.holds]
+    if not isinstance(held, tuple | list) or len(held) != len(names):
+        raise Mismatch(f"{check.what} should be a tuple ({', '.join(names)}), got {_describe(held)}", "wrong_cache")
+    for (name, index), stored in zip(check.holds, held, strict=True):
+        given = args[index]
+        if isinstance(given, dict):
+            if stored != given:
+                raise Mismatch(f"{check.what} must hold the {name} dictionary you were given", "wrong_cache")
+            continue
+        try:
+            _close(stored, given, f"{check.what} {name}")
+        except Mismatch as exc:
+            raise Mismatch(f"{check.what} must hold the input {name} you were given, unchanged ({exc})",
+                           "wrong_cache") from None
 
 
 def _default_error(result: dict) -> tuple[str, str]:
@@ -249,9 +246,9 @@ def judge(check: Check, items: list[tuple[str, Any, Any]], results: list[dict],
 
 def _primary(check: Check, value: Any) -> list[np.ndarray] | None:
     """The arrays a function's main output consists of, or None when it has none to compare."""
-    if check.kind in ("first_array", "first_shape", "conv_cache", "pool_cache"):
+    if check.output is not None:
         value = value[0] if isinstance(value, tuple | list) and value else None
-    if check.kind == "grad_all":
+    if check.compare == "gradient" and len(check.returns) > 1:
         if not isinstance(value, tuple | list):
             return None
         parts = [_primary_leaf(v) for v in value]
@@ -282,7 +279,7 @@ def probe_failure(probe: Check, items: list[tuple[str, Any, Any]], results: list
     if any(r.get("status") != "ok" for r in results[:2]):
         return None
     got = [_primary(probe, r.get("value")) for r in results[:2]]
-    exp = [_primary(probe, _as_result(e)) for _, _, e in items]
+    exp = [_primary(probe, _as_result(probe, e)) for _, _, e in items]
     if got[0] is None or got[1] is None or exp[0] is None or exp[1] is None:
         return None
     same_got = all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(got[0], got[1], strict=False))
@@ -292,9 +289,9 @@ def probe_failure(probe: Check, items: list[tuple[str, Any, Any]], results: list
     return None
 
 
-def _as_result(expected: Any) -> Any:
-    """Expected values of gradient probes are stored by name; line them up like a returned tuple."""
-    if isinstance(expected, dict) and "dA_prev" in expected:
-        names = [n for n in ("dA_prev", "dW", "db") if n in expected]
-        return tuple(expected[n] for n in names) if len(names) > 1 else expected["dA_prev"]
+def _as_result(check: Check, expected: Any) -> Any:
+    """Expected gradients are stored by name; line them up like the returned tuple."""
+    if check.compare == "gradient" and isinstance(expected, dict):
+        values = tuple(expected[n] for n in check.returns)
+        return values if len(values) > 1 else values[0]
     return expected

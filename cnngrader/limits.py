@@ -9,8 +9,9 @@ the values in force.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from traitlets import Float, Integer
 from traitlets.config import Config, Configurable
@@ -94,6 +95,20 @@ def from_config(config: Config | None = None) -> Limits:
     """The limits in force: defaults from :class:`CnnLimits`, overridden by ``config``."""
     traits = CnnLimits(config=config or Config())
     return Limits(**{name: getattr(traits, name) for name in Limits.__dataclass_fields__})
+
+
+def for_assignment(limits: Limits, assignment: Any) -> Limits:
+    """``limits`` with the assignment spec's ``[limits]`` table applied on top.
+
+    A spec states what its own checks need (a training run needs more CPU
+    seconds than a pooling layer), so its values win over the course-wide ones
+    for that assignment only.
+    """
+    overrides = getattr(assignment, "limits", None) or {}
+    unknown = set(overrides) - set(Limits.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"{assignment.name}: unknown limits in the spec: {sorted(unknown)}")
+    return replace(limits, **overrides) if overrides else limits
 
 
 def from_course(root: Path) -> Limits:

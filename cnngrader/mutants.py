@@ -1,6 +1,6 @@
 """The mutant catalogue: the reference with one bug, stored as line edits.
 
-``tests/mutants/catalogue.toml`` holds one table per mutant, named
+An assignment's ``grading/mutants.toml`` holds one table per mutant, named
 ``<function>__<bug>``, with a one-line ``bug`` description and a list of
 ``edits`` applied to that function's solution cell in the source notebook:
 
@@ -28,9 +28,12 @@ from functools import lru_cache
 from pathlib import Path
 from shutil import rmtree
 
-from . import paths, reference
+from . import reference, spec
 
-CATALOGUE = Path(__file__).resolve().parents[1] / "tests" / "mutants" / "catalogue.toml"
+
+def catalogue_file(assignment: str | None = None) -> Path:
+    """The assignment's mutant catalogue, beside its spec."""
+    return spec.load(assignment).folder / "mutants.toml"
 
 
 class EditError(ValueError):
@@ -104,16 +107,16 @@ def _catalogue(path: str, notebook: str) -> tuple[Mutant, ...]:
     return tuple(found)
 
 
-def catalogue(path: Path | None = None) -> tuple[Mutant, ...]:
+def catalogue(path: Path | None = None, assignment: str | None = None) -> tuple[Mutant, ...]:
     """Every mutant, sorted by name, generated from the current reference."""
-    return _catalogue(str(path or CATALOGUE), str(paths.source_notebook()))
+    return _catalogue(str(path or catalogue_file(assignment)), str(spec.load(assignment).notebook))
 
 
 def by_name(name: str) -> Mutant:
     for mutant in catalogue():
         if mutant.name == name:
             return mutant
-    raise KeyError(f"no mutant named {name} in {CATALOGUE}")
+    raise KeyError(f"no mutant named {name} in {catalogue_file()}")
 
 
 @lru_cache(maxsize=1)

@@ -7,22 +7,9 @@ can grade inside a temporary copy of the course.
 from __future__ import annotations
 
 import os
+import tomllib
+from functools import cache
 from pathlib import Path
-
-#: The nbgrader course id (students' nbgrader_config.py in student/ repeats it; a test checks).
-COURSE_ID = "cnn_step_by_step"
-ASSIGNMENT = "conv_step_by_step"
-#: Graded functions, in the order the notebook teaches them.
-FUNCTIONS = (
-    "zero_pad",
-    "conv_single_step",
-    "conv_forward",
-    "pool_forward",
-    "conv_backward",
-    "create_mask_from_window",
-    "distribute_value",
-    "pool_backward",
-)
 
 
 def course_root() -> Path:
@@ -31,17 +18,54 @@ def course_root() -> Path:
     return Path(env).resolve() if env else Path(__file__).resolve().parents[1]
 
 
-def source_notebook(assignment: str = ASSIGNMENT, root: Path | None = None) -> Path:
-    root = root or course_root()
-    return root / "source" / assignment / f"{assignment}.ipynb"
+@cache
+def _course_file(path: Path) -> dict:
+    with path.open("rb") as fh:
+        return tomllib.load(fh).get("course", {})
 
 
-def release_notebook(assignment: str = ASSIGNMENT, root: Path | None = None) -> Path:
+def course_info(root: Path | None = None) -> dict:
+    """The ``[course]`` table of ``course.toml``: its nbgrader id and its assignments."""
+    return _course_file((root or course_root()) / "course.toml")
+
+
+def course_id(root: Path | None = None) -> str:
+    """The nbgrader course id (students' nbgrader_config.py in student/ repeats it; a test checks)."""
+    return str(course_info(root)["id"])
+
+
+def assignments(root: Path | None = None) -> list[str]:
+    """The course's assignments, in teaching order."""
+    return [str(a) for a in course_info(root).get("assignments", [])]
+
+
+def default_assignment(root: Path | None = None) -> str:
+    """``CNN_ASSIGNMENT`` if set, else the course's first assignment."""
+    return os.environ.get("CNN_ASSIGNMENT") or assignments(root)[0]
+
+
+def source_dir(assignment: str | None = None, root: Path | None = None) -> Path:
     root = root or course_root()
+    return root / "source" / (assignment or default_assignment(root))
+
+
+def source_notebook(assignment: str | None = None, root: Path | None = None) -> Path:
+    assignment = assignment or default_assignment(root)
+    return source_dir(assignment, root) / f"{assignment}.ipynb"
+
+
+def release_notebook(assignment: str | None = None, root: Path | None = None) -> Path:
+    root = root or course_root()
+    assignment = assignment or default_assignment(root)
     return root / "release" / assignment / f"{assignment}.ipynb"
 
 
-def hidden_data_file(assignment: str = ASSIGNMENT, root: Path | None = None) -> Path:
+def grader_data_dir(root: Path | None = None) -> Path:
+    """Instructor-only data (hidden inputs, test splits): never under ``source/``, never released."""
+    return (root or course_root()) / "grader_data"
+
+
+def hidden_data_file(assignment: str | None = None, root: Path | None = None) -> Path:
     """HDF5 file with hidden inputs and expected outputs.
 
     It lives in ``grader_data/``, outside ``source/<assignment>/``, so nbgrader
@@ -50,17 +74,16 @@ def hidden_data_file(assignment: str = ASSIGNMENT, root: Path | None = None) -> 
     env = os.environ.get("CNN_HIDDEN_DATA")
     if env:
         return Path(env)
-    root = root or course_root()
-    return root / "grader_data" / f"{assignment}_hidden.h5"
+    return grader_data_dir(root) / f"{assignment or default_assignment(root)}_hidden.h5"
 
 
 #: Per-submission grading records, instructor-side, relative to the course root.
 RECORDS_DIR = ".grading/results"
 
 
-def records_dir(assignment: str = ASSIGNMENT, root: Path | None = None) -> Path:
+def records_dir(assignment: str | None = None, root: Path | None = None) -> Path:
     """Folder of the per-student JSON records written while grading."""
-    return (root or course_root()) / RECORDS_DIR / assignment
+    return (root or course_root()) / RECORDS_DIR / (assignment or default_assignment(root))
 
 
 def default_db_url(root: Path | None = None) -> str:

@@ -43,11 +43,12 @@ from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
-from . import cases, cgroups, paths
+from . import cgroups, paths, spec
 from .hidden_data import HiddenData, ensure_current
-from .limits import CnnLimits, Limits, from_config
+from .limits import CnnLimits, Limits, for_assignment, from_config
 from .reference import grade_id, is_test_cell
 from .sandbox import SandboxedKernelManager
+from .spec import Assignment
 
 __all__ = ["CnnLimits", "RestoreCells", "SandboxedExecute", "SanitizeOutputs", "TrustedVerdicts"]
 
@@ -278,14 +279,19 @@ class SandboxedExecute(Execute):
         return super().process_message(msg, cell, cell_index)
 
 
-@lru_cache(maxsize=1)
-def hidden_data() -> HiddenData:
-    """The hidden data, checked against the solutions once per grading process.
+@lru_cache(maxsize=8)
+def hidden_data(assignment: str | None = None) -> HiddenData:
+    """An assignment's hidden data, checked against the solutions once per grading process.
 
     Checking means reading and hashing the source notebook, which is too slow
     to repeat for every submission; ``make grade`` checks before it starts.
     """
-    return HiddenData(ensure_current())
+    return HiddenData(ensure_current(assignment=spec.load(assignment)))
+
+
+def _assignment(resources: ResourcesDict) -> str:
+    """The assignment nbgrader is working on (the course's first one outside nbgrader)."""
+    return resources.get("nbgrader", {}).get("assignment") or paths.default_assignment()
 
 
 def verdict_outputs(passed: bool, message: str) -> list[NotebookNode]:
@@ -300,21 +306,21 @@ def verdict_outputs(passed: bool, message: str) -> list[NotebookNode]:
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cnn-verdicts")
 
 
-def verdict_budget(limits: Limits) -> float:
+def verdict_budget(limits: Limits, assignment: Assignment) -> float:
     """Seconds the verdicts of one submission may take in all, before the grader gives up waiting."""
     from .verdicts import HELLO_SECONDS
 
-    return len(paths.FUNCTIONS) * (limits.wall_seconds + HELLO_SECONDS + 10) + 60
+    return len(assignment.functions) * (limits.wall_seconds + HELLO_SECONDS + 10) + 60
 
 
 def start_verdicts(nb: NotebookNode, resources: ResourcesDict, parent: Any) -> Future:
     """Start the sandboxed verdict run for ``nb`` in the background."""
     from .verdicts import run_verdicts
 
-    limits = from_config(parent.config)
+    data = hidden_data(_assignment(resources))
+    limits = for_assignment(from_config(parent.config), data.spec)
     workdir = resources.get("metadata", {}).get("path")
     snapshot = copy.deepcopy(nb)
-    data = hidden_data()
     group = submission_group(resources, limits)
     return _POOL.submit(run_verdicts, snapshot, Path(workdir) if workdir else None, data, limits, None, group)
 
@@ -337,7 +343,7 @@ class RestoreCells(NbGraderPreprocessor):
     """
 
     def preprocess(self, nb: NotebookNode, resources: ResourcesDict):
-        assignment = resources.get("nbgrader", {}).get("assignment") or paths.ASSIGNMENT
+        assignment = _assignment(resources)
         release = paths.release_notebook(assignment)
         if not release.exists():
             return nb, resources
@@ -440,16 +446,17 @@ class TrustedVerdicts(NbGraderPreprocessor):
 
     def preprocess(self, nb: NotebookNode, resources: ResourcesDict):
         started = time.monotonic()
-        limits = from_config(self.config)
+        assignment = spec.load(_assignment(resources))
+        limits = for_assignment(from_config(self.config), assignment)
         try:
             future = resources.get("cnn", {}).pop("verdicts", None)
             if future is None:  # SandboxedExecute did not run (another Execute is configured)
                 future = start_verdicts(nb, resources, self)
             try:
-                run = future.result(timeout=verdict_budget(limits))
+                run = future.result(timeout=verdict_budget(limits, assignment))
             except FutureTimeout:
-                run = _gave_up(limits)
-            registry = cases.by_grade_id()
+                run = _gave_up(limits, assignment)
+            registry = assignment.by_grade_id()
             for cell in nb.cells:
                 if not is_test_cell(cell):
                     continue
@@ -468,12 +475,12 @@ class TrustedVerdicts(NbGraderPreprocessor):
                 group.kill()
                 usage = group.usage()
                 resources["cnn"]["memory_peak"] = usage.memory_peak
-            self._record(resources, run, time.monotonic() - started)
+            self._record(resources, run, time.monotonic() - started, assignment)
         finally:
             release_submission_group(resources)
         return nb, resources
 
-    def _record(self, resources: ResourcesDict, run: Any, seconds: float) -> None:
+    def _record(self, resources: ResourcesDict, run: Any, seconds: float, spec_: Assignment) -> None:
         import resource
 
         info = resources.get("nbgrader", {})
@@ -501,26 +508,27 @@ class TrustedVerdicts(NbGraderPreprocessor):
             limits_hit={fn: code for fn, code in codes.items() if code in LIMIT_CODES},
             wall_timeouts=list(run.wall_timeouts),
             errors=list(run.errors),
-            cells={gid: CellResult(v.passed, list(v.failures), *_function_prop(gid)) for gid, v in run.verdicts.items()},
+            cells={gid: CellResult(v.passed, list(v.failures), *_function_prop(spec_, gid))
+                   for gid, v in run.verdicts.items()},
             verdict_wait_seconds=round(seconds, 3),
         ))
 
 
-def _function_prop(grade_id: str) -> tuple[str, str]:
-    check = cases.by_grade_id().get(grade_id)
+def _function_prop(assignment: Assignment, grade_id: str) -> tuple[str, str]:
+    check = assignment.by_grade_id().get(grade_id)
     return (check.function, check.prop) if check else ("", "")
 
 
-def _gave_up(limits: Limits) -> Any:
+def _gave_up(limits: Limits, assignment: Assignment) -> Any:
     from .judge import failed
     from .verdicts import GradingRun
 
-    note = f"grading did not finish within {verdict_budget(limits):.0f} s"
+    note = f"grading did not finish within {verdict_budget(limits, assignment):.0f} s"
     run = GradingRun({}, sandboxed=False)
-    for check in cases.checks():
+    for check in assignment.checks:
         run.verdicts[check.grade_id] = failed(check, "grading_gave_up", note)
-    run.process_notes = {fn: note for fn in paths.FUNCTIONS}
-    run.process_codes = dict.fromkeys(paths.FUNCTIONS, "grading_gave_up")
+    run.process_notes = dict.fromkeys(assignment.function_names, note)
+    run.process_codes = dict.fromkeys(assignment.function_names, "grading_gave_up")
     run.errors.append(note)
     return run
 
@@ -569,7 +577,7 @@ class SanitizeOutputs(NbGraderPreprocessor):
 
     def preprocess(self, nb: NotebookNode, resources: ResourcesDict):
         limits = from_config(self.config)
-        assignment = resources.get("nbgrader", {}).get("assignment") or paths.ASSIGNMENT
+        assignment = _assignment(resources)
         release = paths.release_notebook(assignment)
         lesson = _release_markdown(str(release), release.stat().st_mtime) if release.exists() else frozenset()
         for cell in nb.cells:

@@ -40,7 +40,7 @@ FAILURE_LABELS: dict[str, str] = {
     "not_a_tuple": "did not return a tuple",
     "not_a_number": "returned a bool instead of a number",
     "not_a_scalar": "returned an array instead of a single number",
-    "not_boolean": "mask is not True/False",
+    "not_boolean": "not True/False values",
     "placeholder": "output does not depend on the input (placeholder)",
     "not_implemented": "not implemented",
     "not_defined": "function not defined",

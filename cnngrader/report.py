@@ -30,12 +30,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from nbgrader.api import Gradebook, MissingEntry
 
-from . import cases, paths
+from . import paths, spec
 from .record import Record, failure_label, load_all
 from .textsafe import clean
 
-#: Passing the course id stops nbgrader from inserting a stray "default_course" row.
-COURSE_ID = paths.COURSE_ID
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "report.html.j2"
 #: How many failure reasons to show per function.
@@ -61,9 +59,11 @@ def _read_gradebook(db_url: str, assignment: str) -> tuple[list[str], dict[str, 
         db_file = Path(db_url[len("sqlite:///"):].split("?", 1)[0])
         if not db_file.is_file():
             raise FileNotFoundError(f"no gradebook at {db_file}")
-    registry = cases.by_grade_id()
+    a = spec.load(assignment)
+    registry = a.by_grade_id()
     submissions: dict[str, dict] = {}
-    with Gradebook(db_url, course_id=COURSE_ID) as gb:
+    # Passing the course id stops nbgrader from inserting a stray "default_course" row.
+    with Gradebook(db_url, course_id=paths.course_id()) as gb:
         try:
             gb.find_assignment(assignment)
         except MissingEntry:
@@ -72,7 +72,7 @@ def _read_gradebook(db_url: str, assignment: str) -> tuple[list[str], dict[str, 
         students = [s.id for s in gb.students]
         names = {s.id: ", ".join(p for p in (s.last_name, s.first_name) if p) for s in gb.students}
         for sub in gb.assignment_submissions(assignment):
-            per_function: dict[str, float] = dict.fromkeys(paths.FUNCTIONS, 0.0)
+            per_function: dict[str, float] = dict.fromkeys(a.function_names, 0.0)
             for notebook in sub.notebooks:
                 for grade in notebook.grades:
                     check = registry.get(grade.name)
@@ -87,7 +87,7 @@ def _read_gradebook(db_url: str, assignment: str) -> tuple[list[str], dict[str, 
 
 
 def _attention_reasons(rec: Record | None, broken: str | None,
-                       in_gradebook: bool, submitted: bool) -> list[str]:
+                       in_gradebook: bool, submitted: bool, functions: tuple[str, ...] = ()) -> list[str]:
     """Why a submission needs a human look; empty when it does not."""
     reasons: list[str] = []
     if broken:
@@ -103,7 +103,7 @@ def _attention_reasons(rec: Record | None, broken: str | None,
             reasons.append(rec.failure or "autograde failed")
         if rec.kernel != "ok":
             reasons.append(f"notebook kernel: {rec.kernel}")
-        for fn in (*paths.FUNCTIONS, *sorted(set(rec.functions) - set(paths.FUNCTIONS))):
+        for fn in (*functions, *sorted(set(rec.functions) - set(functions))):
             code = rec.functions.get(fn, "ok")
             if code != "ok":
                 reasons.append(f"{fn}: {rec.function_notes.get(fn) or failure_label(code)}")
@@ -112,9 +112,9 @@ def _attention_reasons(rec: Record | None, broken: str | None,
     return reasons
 
 
-def _failures(records: dict[str, Record]) -> dict[str, list[dict]]:
+def _failures(records: dict[str, Record], assignment: spec.Assignment) -> dict[str, list[dict]]:
     """Top failure reasons per function, grouped by the records' failure codes (never by their words)."""
-    registry = cases.by_grade_id()
+    registry = assignment.by_grade_id()
     cases_count: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     students: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     props: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -129,7 +129,7 @@ def _failures(records: dict[str, Record]) -> dict[str, list[dict]]:
             if check.prop not in props[fn][code]:
                 props[fn][code].append(check.prop)
     out: dict[str, list[dict]] = {}
-    for fn in paths.FUNCTIONS:
+    for fn in assignment.function_names:
         rows = [
             {"code": code, "reason": failure_label(code), "count": count, "students": len(students[fn][code]),
              "checks": props[fn][code]}
@@ -142,7 +142,7 @@ def _failures(records: dict[str, Record]) -> dict[str, list[dict]]:
     return out
 
 
-def collect(db_url: str | None = None, assignment: str = paths.ASSIGNMENT,
+def collect(db_url: str | None = None, assignment: str | None = None,
             root: Path | None = None) -> dict[str, Any]:
     """Gather every number the report shows, as plain data (reads, never writes files).
 
@@ -152,11 +152,13 @@ def collect(db_url: str | None = None, assignment: str = paths.ASSIGNMENT,
     reasons per function), ``attention`` and ``students`` (one row each).
     """
     root = root or paths.course_root()
+    assignment = assignment or paths.default_assignment(root)
+    a = spec.load(assignment, root)
     db_url = paths.normalise_db_url(db_url) if db_url else paths.default_db_url(root)
     gb_students, submissions, names = _read_gradebook(db_url, assignment)
     records, broken = load_all(assignment, root)
 
-    points = cases.function_points()
+    points = a.function_points()
     everyone = sorted(set(gb_students) | set(submissions) | set(records) | set(broken))
 
     rows: list[dict] = []
@@ -166,7 +168,7 @@ def collect(db_url: str | None = None, assignment: str = paths.ASSIGNMENT,
         score = sub["score"] if sub else None
         max_score = sub["max_score"] if sub else None
         reasons = _attention_reasons(records.get(student), broken.get(student),
-                                     student in gb_students, sub is not None)
+                                     student in gb_students, sub is not None, a.function_names)
         percent = None
         if sub:
             percent = 100.0 * score / max_score if max_score else 0.0
@@ -190,7 +192,7 @@ def collect(db_url: str | None = None, assignment: str = paths.ASSIGNMENT,
     function_means = {
         fn: (statistics.fmean(100.0 * r["functions"][fn] / points[fn] for r in graded)
              if graded and points[fn] else None)
-        for fn in paths.FUNCTIONS
+        for fn in a.function_names
     }
     headline = {
         "submissions": sum(1 for r in rows if r["submitted"]),
@@ -213,11 +215,11 @@ def collect(db_url: str | None = None, assignment: str = paths.ASSIGNMENT,
         item["reasons"] = [clean(r, 400) for r in item["reasons"]]
     return {
         "assignment": assignment,
-        "functions": [{"name": fn, "points": points[fn]} for fn in paths.FUNCTIONS],
+        "functions": [{"name": fn, "points": points[fn]} for fn in a.function_names],
         "headline": headline,
         "scores": scores,
         "function_means": function_means,
-        "failures": _failures(records),
+        "failures": _failures(records, a),
         "attention": attention,
         "students": rows,
     }
@@ -250,7 +252,7 @@ def function_chart(means: dict[str, float | None]) -> str:
     """Horizontal bars: mean score of each function as a percentage of its points."""
     fig = Figure(figsize=(6.4, 3.4), dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    names = list(paths.FUNCTIONS)
+    names = list(means)
     values = [means.get(fn) for fn in names]
     bars = ax.barh(names, [v or 0.0 for v in values], color=_ORANGE, edgecolor=_INK, linewidth=0.5)
     # "n/a" rather than a 0% bar when nothing was graded, so no data never reads as all wrong.
@@ -285,7 +287,7 @@ def render(data: dict[str, Any], histogram: str, functions_png: str,
 
 
 def build_report(db_url: str | None = None, out: Path | None = None,
-                 assignment: str = paths.ASSIGNMENT) -> Path:
+                 assignment: str | None = None) -> Path:
     """Collect the numbers, draw the charts and write the HTML report; returns its path.
 
     Raises ``FileNotFoundError`` for a missing SQLite gradebook and ``LookupError``
@@ -307,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db-url", default=None,
                         help="gradebook URL (default: $CNN_DB_URL or sqlite:///<course>/gradebook.db)")
     parser.add_argument("--out", type=Path, default=None, help="output file (default: feedback/report.html)")
-    parser.add_argument("--assignment", default=paths.ASSIGNMENT, help="assignment id")
+    parser.add_argument("--assignment", default=None, help="assignment id (default: the course's first)")
     args = parser.parse_args(argv)
     try:
         path = build_report(args.db_url, args.out, args.assignment)

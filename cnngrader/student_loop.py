@@ -33,7 +33,7 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
-from . import cases, mutants, paths, submissions
+from . import mutants, paths, spec, submissions
 from .reference import grade_id, is_test_cell
 
 _CHECK_CALL = re.compile(r"^\s*check_(\w+)\(", flags=re.M)
@@ -52,7 +52,7 @@ class LoopResult:
 
 
 def _test_function(cell: NotebookNode) -> str:
-    return cases.by_grade_id()[grade_id(cell)].function
+    return spec.load().by_grade_id()[grade_id(cell)].function
 
 
 def run_notebook(nb: NotebookNode, folder: Path) -> LoopResult:
@@ -81,7 +81,7 @@ def run_notebook(nb: NotebookNode, folder: Path) -> LoopResult:
                     result.validate_failed.setdefault(_test_function(cell), error)
                 continue
             match = _CHECK_CALL.search(cell.source)
-            if match and match.group(1) in paths.FUNCTIONS:
+            if match and match.group(1) in spec.load().function_names:
                 name = match.group(1)
                 result.check_output[name] = out.getvalue() + (f"\n{error}" if error else "")
                 if error or "[FAIL]" in out.getvalue():
@@ -135,7 +135,7 @@ def measure(release: Path | None = None) -> Summary:
         # A copy, so that importing the checks module leaves no __pycache__ in the release.
         folder = Path(tmp) / source.name
         shutil.copytree(source, folder, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
-        notebook = folder / f"{paths.ASSIGNMENT}.ipynb"
+        notebook = folder / f"{paths.default_assignment()}.ipynb"
 
         def run(*files: Path) -> LoopResult:
             return run_notebook(submissions.with_files(*files, release=notebook), folder)
@@ -144,12 +144,12 @@ def measure(release: Path | None = None) -> Summary:
             blank=run_notebook(submissions.read_release(notebook), folder),
             reference=run(),
             mutants={p.stem: run(p) for p in mutants.files()},
-            variants={p.stem: run(p) for p in sorted(submissions.VARIANTS_DIR.glob("*.py"))},
+            variants={p.stem: run(p) for p in sorted(submissions.variants_dir().glob("*.py"))},
         )
 
 
 def report(summary: Summary, folder: Path) -> str:
-    n_fn, n_m, n_v = len(paths.FUNCTIONS), len(summary.mutants), len(summary.variants)
+    n_fn, n_m, n_v = len(spec.load().functions), len(summary.mutants), len(summary.variants)
     leaks = summary.leaks()
     slipped = summary.slipped()
     lines = [

@@ -30,9 +30,12 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from . import mutants, paths, reference
+from . import mutants, paths, reference, spec
 
-VARIANTS_DIR = Path(__file__).resolve().parents[1] / "tests" / "variants"
+
+def variants_dir(assignment: str | None = None) -> Path:
+    """The assignment's correct-but-different solutions, beside its spec."""
+    return spec.load(assignment).folder / "variants"
 
 
 def strip_markers(source: str) -> str:
@@ -118,7 +121,8 @@ def mutant(name: str) -> Path:
     return mutants.path(name)
 
 
-def write(nb: NotebookNode, submitted: Path, student: str, assignment: str = paths.ASSIGNMENT) -> Path:
+def write(nb: NotebookNode, submitted: Path, student: str, assignment: str | None = None) -> Path:
+    assignment = assignment or paths.default_assignment()
     folder = submitted / student / assignment
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"{assignment}.ipynb"
@@ -140,10 +144,11 @@ def write_demo(submitted: Path) -> list[str]:
     write(solved(), submitted, "alice")
     write(read_release(), submitted, "bob")
     write(buggy(), submitted, "carol")
-    bad = submitted / "dave" / paths.ASSIGNMENT
+    assignment = paths.default_assignment()
+    bad = submitted / "dave" / assignment
     bad.mkdir(parents=True, exist_ok=True)
-    (bad / f"{paths.ASSIGNMENT}.ipynb").write_text('{"cells": [ {"cell_type": "code", "source": "def zero_pad(')
-    missing = submitted / "erin" / paths.ASSIGNMENT
+    (bad / f"{assignment}.ipynb").write_text('{"cells": [ {"cell_type": "code", "source": "def zero_pad(')
+    missing = submitted / "erin" / assignment
     missing.mkdir(parents=True, exist_ok=True)
     nbformat.write(solved(), str(missing / "my_copy_of_the_notebook.ipynb"))
     return ["alice", "bob", "carol", "dave", "erin"]

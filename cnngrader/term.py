@@ -87,7 +87,7 @@ def main() -> int:
     root = paths.course_root()
     config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
     db_url = config.CourseDirectory.get("db_url") or paths.default_db_url(root)
-    done = apply_due_dates(paths.normalise_db_url(db_url), config.CourseDirectory.get("course_id", paths.COURSE_ID),
+    done = apply_due_dates(paths.normalise_db_url(db_url), config.CourseDirectory.get("course_id", paths.course_id()),
                            config)
     for assignment in done:
         print(f"due date of {assignment}: {CnnTerm(config=config).due_dates[assignment]}")

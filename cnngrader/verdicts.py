@@ -35,13 +35,14 @@ from typing import Any
 
 from nbformat import NotebookNode
 
-from . import cases, codec, runner
+from . import codec, runner
 from .cgroups import Group
 from .hidden_data import HiddenData
-from .judge import GRADIENTS, Verdict, failed, judge, probe_failure
+from .judge import Verdict, failed, judge, probe_failure
 from .limits import Limits, from_config
 from .reference import grade_id, is_test_cell
 from .sandbox import bwrap_argv, limit_argv, sandbox_status, warn_if_off
+from .spec import Check
 
 log = logging.getLogger("cnngrader.verdicts")
 
@@ -465,24 +466,26 @@ def run_verdicts(nb: NotebookNode, workdir: Path | None, data: HiddenData, limit
                  functions: list[str] | None = None, group: Group | None = None) -> GradingRun:
     """Grade every hidden check of ``nb``; ``workdir`` supplies files the code may import."""
     limits = limits or from_config()
-    checks = [c for c in cases.checks() if functions is None or c.function in functions]
-    by_fn: dict[str, list[cases.Check]] = {}
+    assignment = data.spec
+    checks = [c for c in assignment.checks if functions is None or c.function in functions]
+    by_fn: dict[str, list[Check]] = {}
     for check in checks:
         by_fn.setdefault(check.function, []).append(check)
     code_cells = _student_code_cells(nb)
     cells = [c.get("source", "") for c in code_cells]
     sandboxed, _ = sandbox_status()
     run = GradingRun({}, sandboxed, cgroups=group is not None)
-    probes = cases.probes()
+    probes = assignment.probes()
     files = submission_files(workdir, limits)
     zygote = shared_zygote(limits)
     for fn, fn_checks in by_fn.items():
         probe = probes.get(fn)
         ids = ([probe.grade_id] if probe else []) + [c.grade_id for c in fn_checks]
         inputs = {gid: [args for _, args, _ in data.cases(gid)] for gid in ids}
-        job = {"function": fn, "cells": cells, "checks": ids, "helpers": list(cases.HELPERS.get(fn, ())),
-               "blocked": list(cases.BLOCKED.get(fn, ()))}
-        helper_sources = {h: data.helpers[h] for h in cases.HELPERS.get(fn, ())} or None
+        spec_fn = assignment.function(fn)
+        job = {"function": fn, "cells": cells, "checks": ids, "helpers": list(spec_fn.helpers),
+               "blocked": list(spec_fn.blocked)}
+        helper_sources = {h: data.helpers[h] for h in spec_fn.helpers} or None
         fn_group = group.child(f"fn-{fn}", memory=limits.memory_bytes, pids=limits.pids) if group else None
         result = zygote.run_function(fn, job, codec.dumps(codec.to_args(inputs)), helper_sources, fn_group, files)
         run.process_notes[fn] = result.note
@@ -493,7 +496,7 @@ def run_verdicts(nb: NotebookNode, workdir: Path | None, data: HiddenData, limit
         if result.error:
             run.errors.append(f"{fn}: {result.error}")
             log.error("grading sandbox problem for %s: %s", fn, result.error)
-        context = _Context(fn, code_cells, result.problems, _format_bytes(limits.memory_bytes))
+        context = _Context(fn, code_cells, result.problems, _format_bytes(limits.memory_bytes), spec_fn.blocked)
         probe_note = None
         if probe and probe.grade_id in result.results:
             probe_note = probe_failure(probe, data.cases(probe.grade_id), result.results[probe.grade_id])
@@ -505,23 +508,27 @@ def run_verdicts(nb: NotebookNode, workdir: Path | None, data: HiddenData, limit
                 results = [{"status": "error", "error": "process", "note": result.note, "code": result.code}] * len(items)
             skip = charged_gradients(check, charged)
             verdict = judge(check, items, results, context.describe_error, skip)
-            if not verdict.passed and check.kind in ("grad_dA", "grad_dWdb"):
-                charged |= set(GRADIENTS[check.kind])
+            if not verdict.passed and check.compare == "gradient" and set(check.gradients) < set(check.returns):
+                charged |= set(check.gradients)
             if probe_note and verdict.passed:
                 verdict = failed(check, "placeholder", probe_note)
             run.verdicts[check.grade_id] = verdict
     return run
 
 
-def charged_gradients(check: cases.Check, charged: set[str]) -> frozenset[str]:
+def charged_gradients(check: Check, charged: set[str]) -> frozenset[str]:
     """Gradients a combined check leaves out because an earlier cell already charged them.
 
-    The stride and pad = 0 cells of conv_backward compare dA_prev, dW and db.
-    A dA_prev formula bug is charged once, by the dA_prev cell: the later cells
-    then compare only dW and db. If every gradient was already charged, there
-    is nothing independent left to compare, and the cell is judged in full.
+    A check that compares only some of a function's gradients charges them
+    when it fails; a later check that compares all of them then leaves those
+    out (conv_backward: a dA_prev formula bug is charged once, by the dA_prev
+    cell, and the stride and pad = 0 cells compare only dW and db). If every
+    gradient was already charged, there is nothing independent left to
+    compare, and the cell is judged in full.
     """
-    if check.kind != "grad_all" or set(GRADIENTS["grad_all"]) <= charged:
+    if check.compare != "gradient" or len(check.returns) < 2 or set(check.gradients) != set(check.returns):
+        return frozenset()
+    if set(check.returns) <= charged:
         return frozenset()
     return frozenset(charged)
 
@@ -529,8 +536,10 @@ def charged_gradients(check: cases.Check, charged: set[str]) -> frozenset[str]:
 class _Context:
     """What a failure message may say about the student's own cells (lines and syntax errors)."""
 
-    def __init__(self, function: str, cells: list[NotebookNode], problems: list[dict], memory: str = ""):
+    def __init__(self, function: str, cells: list[NotebookNode], problems: list[dict], memory: str = "",
+                 blocked: tuple[str, ...] = ()):
         self.function = function
+        self.blocked = frozenset(f"{function} must not call {f}" for f in blocked)
         self.cells = cells
         self.problems = problems
         self.memory = memory
@@ -578,7 +587,7 @@ class _Context:
             return "unreadable_result", "returned a value that cannot be read"
         if error == "forward_called":
             name = result.get("name")
-            if isinstance(name, str) and name in _FORWARD_MESSAGES:
+            if isinstance(name, str) and name in self.blocked:
                 return "forward_called", (name + " (backward passes are graded on their own: "
                                           "use the cache, not the forward pass)")
             return "forward_called", "called a forward pass, which a backward pass must not do"
@@ -607,7 +616,6 @@ def _builtin_exceptions() -> frozenset[str]:
 
 
 _BUILTIN_EXCEPTIONS = _builtin_exceptions()
-_FORWARD_MESSAGES = frozenset(f"{b} must not call {f}" for b, fs in cases.BLOCKED.items() for f in fs)
 _UNREADABLE = frozenset({
     "the result is larger than the size limit", "the result is not in the expected format",
     "the result's description is too large or cut off", "the result's description is not valid",
@@ -623,13 +631,14 @@ def run_in_process(namespace: dict[str, Any], grade_id: str, data: HiddenData) -
     This is what the source notebook's hidden test regions run under
     ``nbgrader validate``; autograding never calls it.
     """
-    check = cases.by_grade_id()[grade_id]
+    check = data.spec.by_grade_id()[grade_id]
     items = data.cases(grade_id)
-    helpers = reference_helpers(data.helpers, cases.HELPERS.get(check.function, ()))
+    helpers = reference_helpers(data.helpers, data.spec.function(check.function).helpers)
     raw = runner.run_cases(namespace, check.function, [args for _, args, _ in items], helpers)
     # Round-trip through the codec so the judge sees exactly what the sandbox path would send.
     results = codec.loads(runner.encode_results(raw))
-    return judge(check, items, results, _Context(check.function, [], []).describe_error)
+    blocked = data.spec.function(check.function).blocked
+    return judge(check, items, results, _Context(check.function, [], [], "", blocked).describe_error)
 
 
 def reference_helpers(sources: dict[str, str], names: Any) -> dict[str, Any]:

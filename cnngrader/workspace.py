@@ -12,11 +12,10 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import paths
-from .cases import function_points  # noqa: F401 - re-exported for the tests and make accuracy
 from .hidden_data import ensure_current
 from .record import Record, load_all
 
@@ -41,7 +40,7 @@ def nbgrader(root: Path, *args: str, env: dict[str, str] | None = None,
 @dataclass
 class Course:
     root: Path
-    assignment: str = paths.ASSIGNMENT
+    assignment: str = field(default_factory=paths.default_assignment)
 
     @property
     def db_url(self) -> str:
@@ -84,6 +83,7 @@ def make_course(dest: Path, source_root: Path | None = None, generate: bool = Tr
     for name in ("source", "release", "grader_data"):
         shutil.copytree(src / name, dest / name)
     shutil.copy(src / "nbgrader_config.py", dest / "nbgrader_config.py")
+    shutil.copy(src / "course.toml", dest / "course.toml")
     if limits:
         with open(dest / "nbgrader_config.py", "a") as fh:
             fh.write("\n# Limits for this copy of the course\n")

@@ -169,7 +169,7 @@ def fresh_course(tmp_path) -> Course:
 
 
 def release_dir(root: Path) -> Path:
-    return root / "release" / paths.ASSIGNMENT
+    return root / "release" / paths.default_assignment()
 
 
 __all__ = ["build_attack", "Graded", "DEMO", "TEST_LIMITS", "TEST_CONFIG", "BATCH_OK", "remove_deep"]

@@ -11,7 +11,7 @@ import re
 import pytest
 from conftest import BATCH_OK, TEST_LIMITS
 
-from cnngrader import accuracy
+from cnngrader import accuracy, spec
 from cnngrader.workspace import make_course
 
 pytestmark = pytest.mark.slow
@@ -53,7 +53,7 @@ def test_credit_isolation(result, acc_course, name):
     assert result.isolation[name]
     scores = acc_course.scores()[name]
     for mutant in accuracy.ISOLATION[name]["mutants"]:
-        assert scores[mutant.split("__")[0]] < accuracy.function_points()[mutant.split("__")[0]]
+        assert scores[mutant.split("__")[0]] < spec.load().function_points()[mutant.split("__")[0]]
 
 
 WORDING = {

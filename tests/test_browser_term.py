@@ -33,7 +33,7 @@ pytestmark = [
 ]
 
 REPO = Path(__file__).resolve().parents[1]
-A = paths.ASSIGNMENT
+A = paths.default_assignment()
 STUDENT = "zoe"
 
 
@@ -126,7 +126,7 @@ def test_student_fetches_validates_and_submits_by_clicking(term, browser):
     finally:
         context.close()
         server.stop()
-    inbound = list((term["exchange"] / paths.COURSE_ID / "inbound").glob(f"{STUDENT}+{A}+*"))
+    inbound = list((term["exchange"] / paths.course_id() / "inbound").glob(f"{STUDENT}+{A}+*"))
     assert len(inbound) == 1, inbound
 
 

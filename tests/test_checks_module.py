@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnngrader import cases, checks_data, codec, mutants, paths, submissions
+from cnngrader import codec, mutants, paths, spec, submissions
 from cnngrader.hidden_data import HiddenData
 
+checks_data = spec.load().module("checks_data")
+
 MUTANTS = mutants.files()
-VARIANTS = sorted(submissions.VARIANTS_DIR.glob("*.py"))
+VARIANTS = sorted(submissions.variants_dir().glob("*.py"))
 
 #: Hints a crash may show instead of its family's (they read the exception, and say nothing wrong).
 CRASH_HINTS = {"broadcast": "two arrays of different shapes", "integer": "integer division",
@@ -37,7 +39,7 @@ def checks():
 
 def _namespace(*files: Path) -> dict:
     ns: dict = {"np": np, "__name__": "__main__"}
-    for name in paths.FUNCTIONS:
+    for name in spec.load().function_names:
         exec(submissions.reference_cells()[name], ns)  # noqa: S102 - the course's own reference
     for path in files:
         exec(path.read_text(), ns)  # noqa: S102 - the course's own fixtures
@@ -45,7 +47,7 @@ def _namespace(*files: Path) -> dict:
 
 
 def _results(checks, ns: dict) -> dict:
-    return {fn: checks.evaluate(fn, ns[fn]) for fn in paths.FUNCTIONS}
+    return {fn: checks.evaluate(fn, ns[fn]) for fn in spec.load().function_names}
 
 
 _MUTANT_RESULTS: dict[str, dict] = {}
@@ -123,12 +125,12 @@ def test_no_visible_input_is_a_hidden_one(checks):
         return out
 
     visible: set[str] = set()
-    for fn in paths.FUNCTIONS:
+    for fn in spec.load().function_names:
         for case in checks.CASES[fn]():
             digests(case.build(), visible)
     hidden: set[str] = set()
     data = HiddenData()
-    for check in (*cases.checks(), *cases.probes().values()):
+    for check in (*spec.load().checks, *spec.load().probes().values()):
         for _, args, _ in data.cases(check.grade_id):
             digests(codec.to_args(args), hidden)
     assert visible and hidden and not visible & hidden

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from cnngrader import figures
+from cnngrader import spec
 from cnngrader.reference import load_reference
+
+figures = spec.load().module("figures")
 
 PNGS = [name for name in figures.FILENAMES if name.endswith(".png")]
 GIF = "conv_sliding.gif"

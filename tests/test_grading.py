@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from conftest import BATCH_OK
 
-from cnngrader.workspace import function_points
+from cnngrader import spec
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +17,7 @@ CAROL = {"zero_pad": 6, "conv_single_step": 6, "conv_forward": 17, "pool_forward
 
 
 def test_reference_scores_100(graded):
-    assert graded.before["alice"] == function_points()
+    assert graded.before["alice"] == spec.load().function_points()
     assert sum(graded.before["alice"].values()) == 100
 
 
@@ -44,7 +44,7 @@ def test_bad_notebooks_score_0_with_reason(graded, student, reason):
 
 
 def test_bad_notebooks_do_not_touch_others(graded):
-    assert graded.before["alice"] == function_points() and graded.before["carol"] == CAROL
+    assert graded.before["alice"] == spec.load().function_points() and graded.before["carol"] == CAROL
 
 
 def test_submission_recorded_for_every_student(graded):
@@ -89,7 +89,7 @@ def test_test_cells_are_not_run_in_the_students_kernel(graded):
     from cnngrader import paths
     from cnngrader.reference import is_test_cell
 
-    path = graded.course.root / "autograded" / "alice" / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.ipynb"
+    path = graded.course.root / "autograded" / "alice" / paths.default_assignment() / f"{paths.default_assignment()}.ipynb"
     nb = nbformat.read(str(path), as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     tests = [c for c in code if is_test_cell(c)]

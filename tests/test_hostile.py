@@ -13,9 +13,8 @@ import pytest
 from conftest import DEMO
 from hostile_cases import ATTACKS, BLANK
 
-from cnngrader import codec, paths, reference
+from cnngrader import codec, paths, reference, spec
 from cnngrader.hidden_data import HiddenData
-from cnngrader.workspace import function_points
 
 pytestmark = pytest.mark.slow
 
@@ -54,9 +53,8 @@ def _hidden_values() -> set[str]:
             for v in value:
                 add(v)
 
-    from cnngrader import cases
 
-    for check in cases.checks():
+    for check in spec.load().checks:
         for _, args, _ in data.cases(check.grade_id):
             add(codec.to_args(args))
     return tokens
@@ -72,9 +70,9 @@ def secrets() -> tuple[set[str], set[str]]:
 
 def _files(graded, student):
     course = graded.course
-    graded_dir = course.root / "autograded" / student / paths.ASSIGNMENT
-    nb_path = graded_dir / f"{paths.ASSIGNMENT}.ipynb"
-    fb_path = course.root / "feedback" / student / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.html"
+    graded_dir = course.root / "autograded" / student / paths.default_assignment()
+    nb_path = graded_dir / f"{paths.default_assignment()}.ipynb"
+    fb_path = course.root / "feedback" / student / paths.default_assignment() / f"{paths.default_assignment()}.html"
     return nb_path, fb_path
 
 
@@ -84,7 +82,7 @@ def test_attack(graded, attack, secrets):
     course = graded.course
     scores = course.scores()[student]
     record = course.records()[student]
-    points = function_points()
+    points = spec.load().function_points()
     messages = " ".join(record.messages())
 
     # 1. The attack earns nothing: blank attacks score 0, crash attacks lose exactly their function.
@@ -145,9 +143,9 @@ def test_course_files_untouched(graded):
         assert not list((root / folder).rglob("pwned.txt")), folder
     assert not list(root.glob("pwned.txt"))
     assert not list((root / "autograded").rglob("fill*.bin"))
-    assert (root / "source" / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.ipynb").stat().st_size > 10000
+    assert (root / "source" / paths.default_assignment() / f"{paths.default_assignment()}.ipynb").stat().st_size > 10000
     for student in DEMO[:3]:
-        nb = root / "autograded" / student / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.ipynb"
+        nb = root / "autograded" / student / paths.default_assignment() / f"{paths.default_assignment()}.ipynb"
         assert nbformat.read(str(nb), as_version=4).cells
 
 

@@ -82,7 +82,7 @@ def test_the_probe_catches_a_script_that_runs(browser, tmp_path):
 
 
 def test_feedback_page_runs_no_student_script(course, browser):
-    page = course.root / "feedback" / STUDENT / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.html"
+    page = course.root / "feedback" / STUDENT / paths.default_assignment() / f"{paths.default_assignment()}.html"
     state = _visit(browser, page.as_uri(), "feedback_xss.png")
     assert state["pwned"] is None and state["title"] != "PWNED" and not state["dialogs"], state
     assert "Student notes" in state["html"]  # the student's markdown is shown, only defused

@@ -17,8 +17,10 @@ import nbformat
 import numpy as np
 import pytest
 
-from cnngrader import cases, checks_data, paths
+from cnngrader import paths, spec
 from cnngrader.reference import load_reference
+
+checks_data = spec.load().module("checks_data")
 
 
 @pytest.fixture(scope="module")
@@ -403,8 +405,8 @@ HEADING = re.compile(r"^(#+) Exercise (\d+) - `(\w+)` \((\d+) points\)$", flags=
 
 def test_exercise_headings_show_their_points(md):
     headings = [m for text in md.values() for m in HEADING.finditer(text)]
-    points = cases.function_points()
-    assert [m.group(3) for m in headings] == list(points) == list(paths.FUNCTIONS)
+    points = spec.load().function_points()
+    assert [m.group(3) for m in headings] == list(points) == list(spec.load().function_names)
     assert [int(m.group(2)) for m in headings] == list(range(1, len(points) + 1))
     assert {m.group(1) for m in headings} == {"####"}, "exercise headings must share one level"
     for m in headings:
@@ -419,7 +421,7 @@ def test_exercise_headings_show_their_points(md):
 def test_every_exercise_heading_is_recognised(md):
     """No exercise heading escapes the pattern above (another level or wording)."""
     loose = [line for text in md.values() for line in text.splitlines() if re.match(r"#+ Exercise", line)]
-    assert len(loose) == len(paths.FUNCTIONS)
+    assert len(loose) == len(spec.load().function_names)
     assert all(HEADING.match(line) for line in loose)
 
 
@@ -432,7 +434,7 @@ def test_sections_are_numbered_in_order(md):
 
 def test_outline_matches_exercise_order(md):
     listed = re.findall(r"^\d+\. `(\w+)`", md["md-outline"], flags=re.M)
-    assert listed == list(paths.FUNCTIONS)
+    assert listed == list(spec.load().function_names)
 
 
 def test_no_unused_notation_and_nothing_optional(md):

@@ -8,7 +8,7 @@ import tomllib
 import numpy as np
 import pytest
 
-from cnngrader import mutants, paths, reference
+from cnngrader import mutants, reference, spec
 from cnngrader.mutants import EditError, apply_edits
 
 LINES = ["def f(x):", "    y = x + 1", "    for i in range(3):", "        y += i", "    return y"]
@@ -46,19 +46,21 @@ def test_a_repeated_anchor_is_refused():
 
 
 def test_the_catalogue_is_the_74_mutants_and_nothing_else():
-    """Every entry of catalogue.toml is a mutant of a graded function, with a one-line bug."""
-    with open(mutants.CATALOGUE, "rb") as fh:
+    """Every entry of mutants.toml is a mutant of a graded function, with a one-line bug."""
+    with open(mutants.catalogue_file(), "rb") as fh:
         table = tomllib.load(fh)
     found = mutants.catalogue()
     assert [m.name for m in found] == sorted(table) and len(found) == 74
     for m in found:
-        assert m.function in paths.FUNCTIONS and "\n" not in m.bug and m.bug
+        assert m.function in spec.load().function_names and "\n" not in m.bug and m.bug
         assert set(table[m.name]) == {"bug", "edits"} and table[m.name]["edits"]
 
 
 def test_only_edits_are_stored():
-    """No full copy of a function sits next to the catalogue any more."""
-    assert sorted(p.name for p in mutants.CATALOGUE.parent.iterdir() if p.name != "__pycache__") == ["catalogue.toml"]
+    """No full copy of a reference function is stored: the catalogue is edits, the variants are rewrites."""
+    folder = mutants.catalogue_file().parent
+    assert not list(folder.glob("*__*.py")), "mutants are generated from mutants.toml, never stored"
+    assert not (folder.parents[2] / "tests" / "mutants").exists()
 
 
 def _inputs(function: str, ref: dict) -> list[tuple]:

@@ -14,7 +14,7 @@ LIMIT_SECONDS = 120  # generous: it takes about 2 s here
 
 @pytest.mark.slow
 def test_solved_notebook_executes(tmp_path):
-    folder = tmp_path / paths.ASSIGNMENT
+    folder = tmp_path / paths.default_assignment()
     import shutil
 
     shutil.copytree(paths.release_notebook().parent, folder)

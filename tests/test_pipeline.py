@@ -30,7 +30,7 @@ PROBE_CELL = textwrap.dedent("""
 
 
 def _outputs(course, student: str) -> str:
-    path = course.root / "autograded" / student / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.ipynb"
+    path = course.root / "autograded" / student / paths.default_assignment() / f"{paths.default_assignment()}.ipynb"
     nb = nbformat.read(str(path), as_version=4)
     return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "stream")
 

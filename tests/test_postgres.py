@@ -31,7 +31,7 @@ from cnngrader.workspace import Course, make_course, nbgrader, tool_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-A = paths.ASSIGNMENT
+A = paths.default_assignment()
 EXTRAS = tuple(f"extra{i}" for i in range(6))
 FULL = {"zero_pad": 6, "conv_single_step": 6, "conv_forward": 22, "pool_forward": 16, "conv_backward": 22,
         "create_mask_from_window": 5, "distribute_value": 5, "pool_backward": 18}

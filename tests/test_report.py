@@ -17,16 +17,17 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from cnngrader import cases, paths, record, report
+from cnngrader import paths, record, report, spec
 from cnngrader.record import CellResult, Failure, Record
 
 # nbgrader's own add_submission triggers these SQLAlchemy autoflush warnings; they are not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:Object of type .* not in session:sqlalchemy.exc.SAWarning")
 
-A = paths.ASSIGNMENT
+A = paths.default_assignment()
+REPO = paths.course_root()
 EVIL = "<script>alert(1)</script>"
-POINTS = {c.grade_id: c.points for c in cases.checks()}
-ALL_OK = dict.fromkeys(paths.FUNCTIONS, "ok")
+POINTS = {c.grade_id: c.points for c in spec.load().checks}
+ALL_OK = dict.fromkeys(spec.load().function_names, "ok")
 
 STRIDE_CASE = "A_prev (2, 7, 6, 3), W (3, 3, 3, 2), stride=2, pad=0"
 STRIDE_CASE_2 = "A_prev (1, 9, 8, 2), W (2, 2, 2, 3), stride=3, pad=1"
@@ -40,7 +41,7 @@ def _wrong(diff_a: str, diff_b: str) -> list[Failure]:
     ]
 
 
-def _not_implemented(check: cases.Check) -> list[Failure]:
+def _not_implemented(check: spec.Check) -> list[Failure]:
     return [Failure("not_implemented", "is not implemented yet (raised NotImplementedError)", case.describe)
             for case in check.cases]
 
@@ -48,7 +49,7 @@ def _not_implemented(check: cases.Check) -> list[Failure]:
 #: Failed grade ids and their failures, per student with a record.
 FAILED: dict[str, dict[str, list[Failure]]] = {
     "alice": {},
-    "bob": {c.grade_id: _not_implemented(c) for c in cases.checks()},
+    "bob": {c.grade_id: _not_implemented(c) for c in spec.load().checks},
     "carol": {
         "test_conv_forward_stride": _wrong("20 of 24 entries differ, largest difference 17",
                                            "33 of 36 entries differ, largest difference 7.4"),
@@ -60,13 +61,13 @@ FAILED: dict[str, dict[str, list[Failure]]] = {
         "test_conv_forward_stride": _wrong("4 of 24 entries differ, largest difference 1.2e+02",
                                            "36 of 36 entries differ, largest difference 0.5"),
         **{c.grade_id: [Failure("wall_timeout", "timed out after 20 s", c.cases[0].describe)]
-           for c in cases.checks_for("pool_backward")},
+           for c in spec.load().checks_for("pool_backward")},
     },
 }
 
 
 def _record(student: str, failed: dict[str, list[Failure]], **extra: object) -> Record:
-    cells = {c.grade_id: CellResult(c.grade_id not in failed, failed.get(c.grade_id, [])) for c in cases.checks()}
+    cells = {c.grade_id: CellResult(c.grade_id not in failed, failed.get(c.grade_id, [])) for c in spec.load().checks}
     fields: dict = {"sandboxed": True, "cgroups": True, "kernel": "ok", "functions": dict(ALL_OK),
                     "cells": cells, "verdict_wait_seconds": 0.5, **extra}
     return Record(student=student, assignment=A, **fields)
@@ -78,12 +79,12 @@ def _write_record(root: Path, rec: Record) -> None:
 
 def _make_gradebook(db_url: str, scores: dict[str, dict[str, float | None]], roster_only: list[str]) -> None:
     """Assignment, notebook, the 26 grade cells, students and their auto scores."""
-    with Gradebook(db_url, course_id=report.COURSE_ID) as gb:
+    with Gradebook(db_url, course_id=paths.course_id()) as gb:
         gb.update_or_create_assignment(A)
         gb.add_notebook(A, A)
-        for check in cases.checks():
+        for check in spec.load().checks:
             gb.add_grade_cell(check.grade_id, A, A, max_score=check.points, cell_type="code")
-        for fn in paths.FUNCTIONS:
+        for fn in spec.load().function_names:
             gb.add_solution_cell(f"{fn}_solution", A, A)
         for student in roster_only:
             gb.add_student(student)
@@ -117,11 +118,17 @@ def gradebook_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scores = {student: _scores_from(failed) for student, failed in FAILED.items()}
     scores["erin"] = {}  # autograde created the submission, nothing was scored
     scores[EVIL] = {c.grade_id: float(c.points) if c.function in ("zero_pad", "conv_single_step") else None
-                    for c in cases.checks()}
+                    for c in spec.load().checks}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PATH", _path_with_venv())
         _make_gradebook(f"sqlite:///{path}", scores, roster_only=["frank"])
     return path
+
+
+def _copy_specs(dest: Path) -> None:
+    """The report reads the course's assignments and their grading specs."""
+    shutil.copyfile(REPO / "course.toml", dest / "course.toml")
+    shutil.copytree(REPO / "source" / A / "grading", dest / "source" / A / "grading")
 
 
 @pytest.fixture
@@ -130,6 +137,7 @@ def course(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gradebook_file: Path
     monkeypatch.setenv("CNN_COURSE_ROOT", str(tmp_path))
     monkeypatch.delenv("CNN_DB_URL", raising=False)
     shutil.copyfile(gradebook_file, tmp_path / "gradebook.db")
+    _copy_specs(tmp_path)
 
     for student, failed in FAILED.items():
         extra: dict[str, object] = {}
@@ -170,7 +178,7 @@ def test_collect_headline(course: Path) -> None:
 
 def test_collect_function_means(course: Path) -> None:
     means = report.collect()["function_means"]
-    assert list(means) == list(paths.FUNCTIONS)
+    assert list(means) == list(spec.load().function_names)
     # Six graded students; alice, carol, dave and EVIL have full zero_pad, bob and erin none.
     assert means["zero_pad"] == pytest.approx(100 * 4 / 6)
     # conv_forward (22): alice 22, carol 13, dave 17, the rest 0.
@@ -252,6 +260,7 @@ def test_empty_gradebook_renders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("CNN_COURSE_ROOT", str(tmp_path))
     monkeypatch.delenv("CNN_DB_URL", raising=False)
     monkeypatch.setenv("PATH", _path_with_venv())
+    _copy_specs(tmp_path)
     _make_gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}", {}, roster_only=[])
     data = report.collect()
     assert data["headline"]["submissions"] == 0 and data["headline"]["mean"] is None

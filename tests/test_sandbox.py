@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from traitlets.config import Config
 
-from cnngrader import cases, cgroups, codec, mutants, paths, reference, sandbox, submissions, verdicts
+from cnngrader import cgroups, codec, mutants, paths, reference, sandbox, spec, submissions, verdicts
 from cnngrader.hidden_data import HiddenData
 from cnngrader.judge import judge
 from cnngrader.limits import from_config
@@ -182,12 +182,12 @@ def _digests(value) -> set[str]:
 
 def _run_probe(function: str, helpers: bool, group=None) -> dict:
     data = HiddenData()
-    checks = [c.grade_id for c in cases.checks_for(function)]
+    checks = [c.grade_id for c in spec.load().checks_for(function)]
     inputs = {gid: [args for _, args, _ in data.cases(gid)] for gid in checks}
     cell = PROBE + f"\n{function} = lambda *a, **k: probe()\n"
     job = {"function": function, "cells": [cell], "checks": checks[:1],
-           "helpers": list(cases.HELPERS.get(function, ())) if helpers else [], "blocked": []}
-    sources = {h: data.helpers[h] for h in cases.HELPERS.get(function, ())} if helpers else None
+           "helpers": list(spec.load().helpers.get(function, ())) if helpers else [], "blocked": []}
+    sources = {h: data.helpers[h] for h in spec.load().helpers.get(function, ())} if helpers else None
     files = verdicts.submission_files(paths.release_notebook().parent, LIMITS)
     with verdicts.Zygote(LIMITS) as zygote:
         run = zygote.run_function(function, job, codec.dumps(codec.to_args({checks[0]: inputs[checks[0]][:1]})),
@@ -217,7 +217,7 @@ def test_function_sandbox_is_one_way():
     # Only this function's hidden inputs are in the process, and no reference solution text.
     data = HiddenData()
     others = set()
-    for check in cases.checks():
+    for check in spec.load().checks:
         if check.function != "conv_forward":
             for _, args, _ in data.cases(check.grade_id):
                 others |= _digests(codec.to_args(args))
@@ -250,11 +250,11 @@ def test_helpers_answer_from_outside_the_student_process():
     ''')
     data = HiddenData()
     gid = "test_conv_forward_stride"
-    job = {"function": "conv_forward", "cells": [cell], "checks": [gid], "helpers": list(cases.HELPERS["conv_forward"]),
+    job = {"function": "conv_forward", "cells": [cell], "checks": [gid], "helpers": list(spec.load().helpers["conv_forward"]),
            "blocked": []}
     with verdicts.Zygote(LIMITS) as zygote:
         run = zygote.run_function("conv_forward", job, codec.dumps(codec.to_args({gid: [data.cases(gid)[0][1]]})),
-                                  {h: data.helpers[h] for h in cases.HELPERS["conv_forward"]}, None)
+                                  {h: data.helpers[h] for h in spec.load().helpers["conv_forward"]}, None)
     value = codec.to_args(run.results[gid][0]["value"])
     assert np.array(value["pad"]).shape == (1, 4, 4, 1) and value["step"] == 4.0
     assert value["source"] is None or "np.pad" not in value["source"]
@@ -274,7 +274,7 @@ def test_codec_never_unpickles():
 
 
 def test_judge_ignores_what_objects_claim():
-    check = cases.by_grade_id()["test_zero_pad_values"]
+    check = spec.load().by_grade_id()["test_zero_pad_values"]
     data = HiddenData()
     items = data.cases(check.grade_id)
 

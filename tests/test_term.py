@@ -33,7 +33,7 @@ from cnngrader.workspace import Course, make_course, tool_env
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-A = paths.ASSIGNMENT
+A = paths.default_assignment()
 ROSTER = [("ann", "Ann", "Lee", "ann@example.edu"), ("ben", "Ben", "Okafor", "ben@example.edu"),
           ("cat", "Cat", "Nguyen", "cat@example.edu"), ("dan", "Dan", "Smith, Jr.", "dan@example.edu")]
 
@@ -231,5 +231,5 @@ def test_demo_refuses_a_folder_it_did_not_make(term, tmp_path):
 
 def test_student_config_names_the_course():
     text = (REPO / "student" / "nbgrader_config.py").read_text()
-    assert f'course_id = "{paths.COURSE_ID}"' in text
+    assert f'course_id = "{paths.course_id()}"' in text
     assert "course_id = COURSE_ID" in (REPO / "nbgrader_config.py").read_text()

@@ -19,13 +19,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cnngrader import mutants, paths, student_loop, submissions
+from cnngrader import mutants, paths, spec, student_loop, submissions
 
 # The catalogue run takes about 20 s: part of the full suite, not of make test-fast.
 pytestmark = pytest.mark.slow
 
 MUTANTS = mutants.files()
-VARIANTS = sorted(submissions.VARIANTS_DIR.glob("*.py"))
+VARIANTS = sorted(submissions.variants_dir().glob("*.py"))
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +36,15 @@ def loop() -> student_loop.Summary:
 
 def test_blank_release_fails_for_every_function(loop):
     failed = loop.blank.validate_failed
-    assert sorted(failed) == sorted(paths.FUNCTIONS)
+    assert sorted(failed) == sorted(spec.load().function_names)
     assert all("not implemented yet" in why for why in failed.values())
-    assert loop.blank.check_failed == set(paths.FUNCTIONS)
+    assert loop.blank.check_failed == set(spec.load().function_names)
 
 
 def test_reference_validates(loop):
     assert loop.reference.validate_failed == {}
     assert loop.reference.check_failed == set()
-    assert all(f"All visible checks passed for {fn}." in loop.reference.check_output[fn] for fn in paths.FUNCTIONS)
+    assert all(f"All visible checks passed for {fn}." in loop.reference.check_output[fn] for fn in spec.load().function_names)
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda p: p.stem)
@@ -76,7 +76,7 @@ def test_report_counts(loop):
 # ---------------------------------------------------------------------------
 
 def _validate(folder: Path, nb: nbformat.NotebookNode) -> subprocess.CompletedProcess:
-    path = folder / f"{paths.ASSIGNMENT}.ipynb"
+    path = folder / f"{paths.default_assignment()}.ipynb"
     nbformat.write(nb, str(path))
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
@@ -89,7 +89,7 @@ def _validate(folder: Path, nb: nbformat.NotebookNode) -> subprocess.CompletedPr
 @pytest.mark.parametrize("name", ["blank", "reference", "conv_backward__unpad_negative_index",
                                   "pool_forward__stride_forgotten", "distribute_value__sum_not_product"])
 def test_nbgrader_validate_agrees(tmp_path, name):
-    folder = tmp_path / paths.ASSIGNMENT
+    folder = tmp_path / paths.default_assignment()
     shutil.copytree(paths.release_notebook().parent, folder)
     nb = {"blank": submissions.read_release, "reference": submissions.solved}.get(name, lambda: None)() \
         or submissions.with_files(submissions.mutant(name))
@@ -102,5 +102,5 @@ def test_nbgrader_validate_agrees(tmp_path, name):
     else:
         own = name.split("__")[0]
         assert f"{own}: visible check failed" in text and "Success" not in text, text[-3000:]
-        others = [fn for fn in paths.FUNCTIONS if fn != own and f"{fn}: visible check failed" in text]
+        others = [fn for fn in spec.load().function_names if fn != own and f"{fn}: visible check failed" in text]
         assert not others, others

@@ -1,10 +1,10 @@
 """Build ``cnn_checks_data.json``: the visible checks' expected outputs and known-bug fingerprints.
 
-``python -m cnngrader.checks_data`` (``make checks-data``, also run by
+``cnn checks-data`` (``make checks-data``, also run by
 ``make release``) reads the visible cases from the released
 ``cnn_checks.py``, runs the source notebook's reference solutions on them,
 and writes the expected outputs. It also runs every single-bug version of a
-function in ``tests/mutants`` on the same cases and records a fingerprint of
+function in the mutant catalogue (``mutants.toml`` here) on the same cases and records a fingerprint of
 each wrong output with the family of bug that produced it: a visible check
 shows a hint only when a student's output matches one of these exactly.
 Fingerprints that two different families share are dropped, so a hint never
@@ -23,7 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from . import mutants, paths, reference
+from cnngrader import mutants, reference, spec
+
+#: This assignment's grading folder.
+HERE = Path(__file__).resolve().parent
 
 #: Mutant name (or the part after "<function>__") -> the family of bug, a key of cnn_checks.HINTS.
 FAMILIES = {
@@ -64,7 +67,7 @@ def family_of(mutant: str) -> str:
 
 def load_checks(folder: Path | None = None) -> ModuleType:
     """The visible-checks module of the assignment, loaded from its file."""
-    path = (folder or paths.source_notebook().parent) / "cnn_checks.py"
+    path = (folder or HERE.parent) / "cnn_checks.py"
     spec = importlib.util.spec_from_file_location("cnn_checks_build", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
@@ -91,10 +94,10 @@ def _plain(value: Any) -> Any:
 def build(folder: Path | None = None) -> dict:
     """Expected outputs and bug fingerprints for every visible case."""
     checks = load_checks(folder)
-    ref = reference.load_reference()
+    ref = reference.load_reference(HERE.parent / f"{HERE.parent.name}.ipynb")
     data: dict[str, dict] = {"expected": {}, "bugs": {}}
     checks._data.cache = data  # the published conv_backward case reads conv_forward's expected output
-    for name in paths.FUNCTIONS:
+    for name in spec.load_file(HERE / "spec.toml").function_names:
         for k, case in enumerate(checks.CASES[name]()):
             out = ref[name](*case.build(), **case.kwargs)
             for suffix, value in _outputs(name, out).items():
@@ -123,7 +126,7 @@ def build(folder: Path | None = None) -> dict:
 
 
 def write(folder: Path | None = None) -> Path:
-    folder = folder or paths.source_notebook().parent
+    folder = folder or HERE.parent
     data = build(folder)
     out = folder / "cnn_checks_data.json"
     out.write_text(json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n")

@@ -6,7 +6,10 @@ files, so regenerating gives the same bytes on the same software stack.
 
 Regenerate all figures with::
 
-    python -m cnngrader.figures [--out DIR]
+    cnn figures [--out DIR]        (make figures)
+
+This file is course content: it lives in the assignment's grading folder and
+``spec.toml`` names it as the assignment's ``figures`` hook.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO_ROOT / "source" / "conv_step_by_step" / "images"
+#: The released notebook's images folder, beside this grading folder.
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "images"
 
 FILENAMES = (
     "zero_padding.png",
@@ -633,7 +636,7 @@ def draw_all(out_dir: Path, pool_forward: PoolForward | None = None) -> list[Pat
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: regenerate all figures."""
-    parser = argparse.ArgumentParser(prog="python -m cnngrader.figures", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="cnn figures", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     for path in draw_all(args.out):

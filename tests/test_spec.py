@@ -1,0 +1,213 @@
+"""Assignments are data: the spec loader, and a third assignment graded by the unchanged core.
+
+``tests/fixtures/tiny_course`` is a whole course of one tiny assignment
+("vector_ops": square, sum_of_squares, square_backward), defined only by
+files: a notebook, a grading spec, its input makers and a visible helper. The
+fast tests build its hidden data and judge solutions in process; the slow one
+releases it with nbgrader and grades three submissions with ``cnn grade``,
+sandbox and all.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from cnngrader import hidden_data, paths, reference, spec
+from cnngrader.hidden_data import HiddenData
+from cnngrader.verdicts import run_in_process
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests" / "fixtures" / "tiny_course"
+TINY = "vector_ops"
+
+#: The grading core: what must never name a course's content.
+CORE = ("spec", "judge", "codec", "record", "hidden_data", "reference", "verdicts", "runner", "sandbox", "jail",
+        "limits", "cgroups", "staging", "preprocessors", "pipeline", "feedback", "exports", "incell", "textsafe",
+        "paths", "batch", "report", "hooks")
+
+
+@pytest.fixture
+def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the fixture course, with the repository's nbgrader configuration, as the course root."""
+    root = tmp_path / "tiny"
+    shutil.copytree(FIXTURE, root)
+    shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+    monkeypatch.setenv("CNN_COURSE_ROOT", str(root))
+    monkeypatch.delenv("CNN_ASSIGNMENT", raising=False)
+    monkeypatch.delenv("CNN_HIDDEN_DATA", raising=False)
+    monkeypatch.delenv("CNN_DB_URL", raising=False)
+    return root
+
+
+def _spec_file(tmp_path: Path, body: str) -> Path:
+    folder = tmp_path / "source" / "a" / "grading"
+    folder.mkdir(parents=True)
+    (folder / "cases.py").write_text(
+        "from cnngrader.spec import Case\n\ndef make_x(n):\n    return Case((n,), f'n={n}')\n")
+    path = folder / "spec.toml"
+    path.write_text('[assignment]\nid = "a"\n\n[[functions]]\nname = "f"\n\n' + body)
+    return path
+
+
+GOOD_CHECK = '[[checks]]\ngrade_id = "test_f"\nfunction = "f"\npoints = 2\nproperty = "p"\ncompare = "array"\n' \
+             'cases = [{make = "x", n = 3}]\n'
+
+
+def test_a_minimal_spec_loads(tmp_path: Path):
+    """One function, one check: points, cases from the maker, defaults for everything else."""
+    a = spec.load_file(_spec_file(tmp_path, GOOD_CHECK))
+    (check,) = a.checks
+    assert a.function_points() == {"f": 2} and a.notebook_name == "a"
+    assert check.cases[0].args == (3,) and check.expect == "reference" and check.output is None
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("compare = \"array\"", "compare = \"close_enough\""), "compare must be one of"),
+    (("function = \"f\"", "function = \"g\""), "not in \\[\\[functions\\]\\]"),
+    (("make = \"x\"", "make = \"y\""), "has no make_y"),
+    (("points = 2", "points = -1"), "non-negative"),
+    (("grade_id = \"test_f\"", "grade_id = \"test f\""), "identifier"),
+    (("compare = \"array\"", "compare = \"gradient\""), "needs 'returns'"),
+    (("property = \"p\"", "property = \"p\"\ntolerance = 3"), "unknown keys"),
+])
+def test_a_malformed_spec_names_the_problem(tmp_path: Path, edit, message):
+    """Every mistake in a spec is refused at load time with words that say which entry is wrong."""
+    with pytest.raises(spec.SpecError, match=message):
+        spec.load_file(_spec_file(tmp_path, GOOD_CHECK.replace(*edit)))
+
+
+def test_duplicate_grade_ids_are_refused(tmp_path: Path):
+    with pytest.raises(spec.SpecError, match="duplicate"):
+        spec.load_file(_spec_file(tmp_path, GOOD_CHECK + "\n" + GOOD_CHECK))
+
+
+def test_an_unknown_assignment_is_a_lookup_error(tiny: Path):
+    """A mistyped assignment id fails as 'no assignment', which the tools report without a traceback."""
+    with pytest.raises(LookupError, match="no assignment 'vector_opps'"):
+        spec.load("vector_opps")
+
+
+def test_the_course_file_lists_the_assignments(tiny: Path):
+    assert paths.assignments() == [TINY] and paths.course_id() == "tiny_course"
+    assert spec.load().name == TINY and spec.load().limits == {"wall_seconds": 30.0}
+
+
+def test_the_core_names_no_course_content():
+    """No module of the grading core names a graded function of any assignment, or a case maker."""
+    names = set(spec.load().function_names)
+    names |= set(spec.load_file(FIXTURE / "source" / TINY / "grading" / "spec.toml").function_names)
+    pattern = re.compile(r"\b(" + "|".join(sorted(names)) + r")\b")
+    offenders = {}
+    for module in CORE:
+        code = _code_only((REPO / "cnngrader" / f"{module}.py").read_text())
+        hits = sorted(set(pattern.findall(code)))
+        if hits:
+            offenders[module] = hits
+    assert not offenders
+
+
+def _code_only(text: str) -> str:
+    """The module without docstrings and comments (they may use the first course as an example)."""
+    import ast
+    import io
+    import tokenize
+
+    tree = ast.parse(text)
+    lines = text.splitlines(keepends=True)
+    doc_lines: set[int] = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+            doc_lines.update(range(body[0].lineno, body[0].end_lineno + 1))
+    kept = "".join(line for k, line in enumerate(lines, 1) if k not in doc_lines)
+    out = []
+    for tok in tokenize.generate_tokens(io.StringIO(kept).readline):
+        if tok.type != tokenize.COMMENT:
+            out.append(tok.string)
+    return " ".join(out)
+
+
+def _build_hidden(root: Path) -> HiddenData:
+    a = spec.load(TINY, root)
+    return HiddenData(hidden_data.build(paths.hidden_data_file(TINY, root), assignment=a))
+
+
+def _namespace(**overrides: str) -> dict:
+    cells = reference.solution_cells(FIXTURE / "source" / TINY / f"{TINY}.ipynb")
+    cells.update(overrides)
+    return reference.exec_cells(list(cells.values()))
+
+
+def test_fixture_hidden_data_is_built_from_the_spec(tiny: Path):
+    """Expected outputs come from the reference; the backward expectation from central differences."""
+    data = _build_hidden(tiny)
+    assert data.assignment == TINY and set(data.helpers) == {"square"}
+    (_, args, expected), = data.cases("test_square_backward")
+    dout, x = (np.asarray(a.array) for a in args)
+    assert np.allclose(np.asarray(expected["dx"].array), 2 * x * dout, atol=1e-6)
+
+
+def test_fixture_reference_passes_and_a_bug_costs_its_own_cells(tiny: Path):
+    """The unchanged core judges the fixture: the reference passes everything; a bug in square
+    costs square's cells only, because sum_of_squares is graded with the reference square."""
+    data = _build_hidden(tiny)
+    ids = [c.grade_id for c in spec.load(TINY).checks]
+    right = _namespace()
+    assert all(run_in_process(right, gid, data).passed for gid in ids)
+    wrong = _namespace(square="def square(x):\n    return 2 * x\n")
+    outcome = {gid: run_in_process(wrong, gid, data).passed for gid in ids}
+    assert outcome == {"test_square_values": False, "test_square_shape": True,
+                       "test_sum_of_squares_value": True, "test_square_backward": True}
+    strict = _namespace(sum_of_squares="def sum_of_squares(x):\n    return np.sum(square(x), keepdims=True)\n")
+    verdict = run_in_process(strict, "test_sum_of_squares_value", data)
+    assert not verdict.passed and verdict.failures[0].code == "not_a_scalar"
+
+
+def _submission(root: Path, student: str, **overrides: str) -> None:
+    nb = nbformat.read(str(root / "release" / TINY / f"{TINY}.ipynb"), as_version=4)
+    solutions = reference.solution_cells(root / "source" / TINY / f"{TINY}.ipynb")
+    solutions.update(overrides)
+    for cell in nb.cells:
+        gid = reference.grade_id(cell)
+        if reference.nbgrader_meta(cell).get("solution") and gid in solutions:
+            cell.source = solutions[gid]
+    folder = root / "submitted" / student / TINY
+    folder.mkdir(parents=True)
+    nbformat.write(nb, str(folder / f"{TINY}.ipynb"))
+
+
+@pytest.mark.slow
+def test_the_fixture_course_is_released_and_graded_by_cnn_grade(tiny: Path):
+    """nbgrader releases the fixture; `cnn grade` grades it sandboxed, per its own spec and limits."""
+    from cnngrader.batch import function_scores
+    from cnngrader.workspace import nbgrader, tool_env
+
+    subprocess.run([sys.executable, "-m", "cnngrader.cli", "hidden-data"], cwd=tiny, env=tool_env(tiny), check=True,
+                   capture_output=True)
+    nbgrader(tiny, "generate_assignment", TINY, "--force")
+    released = (tiny / "release" / TINY / f"{TINY}.ipynb").read_text()
+    assert "return x * x" not in released and not (tiny / "release" / TINY / "grading").exists()
+    _submission(tiny, "right")
+    _submission(tiny, "wrong", square="def square(x):\n    return 2 * x\n")
+    _submission(tiny, "blank", square="def square(x):\n    raise NotImplementedError()\n",
+                sum_of_squares="def sum_of_squares(x):\n    raise NotImplementedError()\n",
+                square_backward="def square_backward(dout, x):\n    raise NotImplementedError()\n")
+    run = subprocess.run([sys.executable, "-m", "cnngrader.cli", "grade", "--assignment", TINY, "--jobs", "2",
+                          "--no-progress"], cwd=tiny, env=tool_env(tiny), capture_output=True, text=True)
+    assert run.returncode in (0, 3), run.stderr[-2000:]
+    assert "sq/4" in run.stdout and "total/10" in run.stdout
+    scores = function_scores(paths.default_db_url(tiny), TINY, ["right", "wrong", "blank"])
+    assert scores["right"] == {"square": 4, "sum_of_squares": 3, "square_backward": 3}
+    assert scores["wrong"] == {"square": 1, "sum_of_squares": 3, "square_backward": 3}
+    assert scores["blank"] == {"square": 0, "sum_of_squares": 0, "square_backward": 0}
+    graded = tiny / "autograded" / "right" / TINY
+    assert not (graded / "grading").exists()
