@@ -76,7 +76,7 @@ roster: venv  ## import students (CSV: id,first_name,last_name,email) into the g
 
 export: venv  ## grades.csv (nbgrader export) and canvas.csv (Canvas gradebook import)
 	nbgrader export
-	nbgrader export --exporter=cnngrader.exports.CanvasExportPlugin --to=canvas.csv
+	nbgrader export --exporter=cnngrader.glue.exports.CanvasExportPlugin --to=canvas.csv
 
 report: venv  ## feedback/report.html: histogram, per-function means, failure reasons, attention list
 	$(CNN) report --assignment $(ASSIGNMENT)
@@ -116,7 +116,7 @@ visible-accuracy: venv  ## the student's loop over the catalogue: visible checks
 isolation: venv system-deps hidden-data  ## full-size isolation cases: 3 s victim next to an attacker, default limits
 	CNN_FULL_SIZE=1 $(PY) -m pytest -s tests/test_isolation.py $(PYTEST_ARGS)
 
-limits: venv  ## print every limit in force (defaults from cnngrader/limits.py, overrides from nbgrader_config.py)
+limits: venv  ## print every limit in force (defaults from cnngrader/sandbox/limits.py, overrides from nbgrader_config.py)
 	$(CNN) limits
 
 clean:  ## remove generated grading output (keeps the venv)

@@ -4,14 +4,14 @@ Grading is hardened here, so the stock commands (``nbgrader autograde``,
 ``generate_feedback``, ``export``, formgrader) all use it:
 
 * submissions are staged within caps, and a missing or malformed notebook
-  is graded as blank with a recorded reason (``cnngrader.pipeline``);
+  is graded as blank with a recorded reason (``cnngrader.glue.pipeline``);
 * the notebook kernel runs inside bubblewrap, in the submission's cgroup
-  (``cnngrader.preprocessors.SandboxedExecute``);
+  (``cnngrader.glue.preprocessors.SandboxedExecute``);
 * every graded test cell's score is replaced by a trusted verdict computed
   in per-function sandboxes and judged outside them
-  (``cnngrader.preprocessors.TrustedVerdicts``);
+  (``cnngrader.glue.preprocessors.TrustedVerdicts``);
 * outputs are capped and sanitized before anything renders them
-  (``cnngrader.preprocessors.SanitizeOutputs``, ``HTMLExporter.sanitize_html``);
+  (``cnngrader.glue.preprocessors.SanitizeOutputs``, ``HTMLExporter.sanitize_html``);
 * deleted test cells are restored from the source (``add_missing_cells``);
 * feedback never shows hidden test source (``ClearHiddenTests``).
 
@@ -22,7 +22,7 @@ benchmark as the baseline).
 import os
 from pathlib import Path
 
-from cnngrader.paths import course_id, default_db_url
+from cnngrader.core.paths import course_id, default_db_url
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
@@ -42,7 +42,7 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 # world-writable folder, for example CNN_EXCHANGE=/srv/nbgrader/exchange (see README).
 c.Exchange.root = os.environ.get("CNN_EXCHANGE") or str(HERE / "exchange")
 
-# Due dates and the late policy (cnngrader/term.py): 10% of the earned score per started day
+# Due dates and the late policy (cnngrader/glue/term.py): 10% of the earned score per started day
 # late after 15 minutes of grace, at most 50%.
 c.CnnTerm.due_dates = {"conv_step_by_step": "2027-01-29 23:59:00 UTC"}
 
@@ -70,9 +70,9 @@ if not os.environ.get("CNN_STOCK_NBGRADER"):
         SaveAutoGrades,
     )
 
-    from cnngrader.feedback import FeedbackSummary, OfflineFeedbackExporter
-    from cnngrader.pipeline import install
-    from cnngrader.preprocessors import RestoreCells, SandboxedExecute, SanitizeOutputs, TrustedVerdicts
+    from cnngrader.glue.feedback import FeedbackSummary, OfflineFeedbackExporter
+    from cnngrader.glue.pipeline import install
+    from cnngrader.glue.preprocessors import RestoreCells, SandboxedExecute, SanitizeOutputs, TrustedVerdicts
 
     # `nbgrader autograde`, its API and formgrader build the hardened converter.
     install()
@@ -100,17 +100,17 @@ if not os.environ.get("CNN_STOCK_NBGRADER"):
         AssignLatePenalties,
         # CheckCellMetadata already ran while sanitizing; nothing after it changes metadata.
     ]
-    c.AssignLatePenalties.plugin_class = "cnngrader.term.LatePenalty"
+    c.AssignLatePenalties.plugin_class = "cnngrader.glue.term.LatePenalty"
     # Feedback never shows hidden test source, no student HTML runs in a browser, and the
     # page works offline once fetched (figures embedded, math as MathML, nothing remote).
     c.GenerateFeedback.preprocessors = [GetGrades, FeedbackSummary, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
     c.GenerateFeedback.exporter_class = OfflineFeedbackExporter
-    c.GenerateFeedback.post_convert_hook = "cnngrader.feedback.complete_feedback_folder"
+    c.GenerateFeedback.post_convert_hook = "cnngrader.glue.feedback.complete_feedback_folder"
     c.HTMLExporter.sanitize_html = True
     # `nbgrader export` writes a spreadsheet-safe CSV; make export adds a Canvas gradebook.
-    c.ExportApp.plugin_class = "cnngrader.exports.SafeCsvExportPlugin"
+    c.ExportApp.plugin_class = "cnngrader.glue.exports.SafeCsvExportPlugin"
 
-# Limits on student code and uploads: the defaults are in cnngrader/limits.py
+# Limits on student code and uploads: the defaults are in cnngrader/sandbox/limits.py
 # (`make limits` prints every one in force). Override them here, for example:
 #   c.CnnLimits.cpu_seconds = 30          # CPU seconds per graded function
 #   c.CnnLimits.memory_bytes = 1 << 30    # memory of the kernel and of each function

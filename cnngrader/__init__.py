@@ -1,6 +1,13 @@
-"""Instructor-side tooling for the course "Convolutional Neural Networks, step by step".
+"""Instructor-side grading for the course "Convolutional Neural Networks, step by step".
 
-Nothing in this package is released to students: it holds the hidden check
-definitions, the trusted verdict machinery, the sandbox and the batch grader.
-The reference solutions themselves live only in the source notebook.
+Nothing in this package is released to students. It has four parts:
+
+* ``core``: assignment specs, hidden expectations, the judge, the wire codec, the grading record;
+* ``sandbox``: limits, bubblewrap, cgroups and the per-function worker that runs student code;
+* ``glue``: what nbgrader_config.py installs into nbgrader (preprocessors, feedback, export plugins);
+* ``tools``: the ``cnn`` command (batch grading, report, accuracy, bench, demo).
+
+``incell`` is what the source notebooks' hidden test cells import; it stays at the top
+so saved notebooks keep working. Course content (each assignment's grading spec,
+input makers, mutants and figures) lives beside its notebook in ``source/<id>/grading/``.
 """

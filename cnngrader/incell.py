@@ -3,7 +3,7 @@
 The source notebook's hidden test regions call :func:`run_check`. This is the
 path ``nbgrader validate`` and a plain ``nbgrader autograde`` take. With the
 hardened configuration the verdict for every graded test cell is replaced by
-the trusted, sandboxed one (:mod:`cnngrader.preprocessors`), and inside that
+the trusted, sandboxed one (:mod:`cnngrader.glue.preprocessors`), and inside that
 sandbox this package is not even importable.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from . import paths, spec
-from .hidden_data import HiddenData
-from .verdicts import run_in_process
+from cnngrader.core import paths, spec
+from cnngrader.core.hidden_data import HiddenData
+from cnngrader.sandbox.verdicts import run_in_process
 
 
 @lru_cache(maxsize=8)

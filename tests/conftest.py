@@ -1,7 +1,7 @@
 """Shared fixtures: graded copies of the course, built once per test session.
 
 Grading goes through the same path an instructor uses (``python -m
-cnngrader.batch`` on a copy of the course made by :mod:`cnngrader.workspace`).
+cnngrader.tools.batch`` on a copy of the course made by :mod:`cnngrader.tools.workspace`).
 The per-function CPU limit is lowered to 5 s (and the wall-clock backstop
 to 10 s) in the copy's ``nbgrader_config.py``, so the hang attacks finish
 quickly; the naive reference needs under 0.05 s per function.
@@ -20,9 +20,10 @@ import nbformat
 import pytest
 from hostile_cases import ATTACKS, SOLVED, Attack
 
-from cnngrader import paths, submissions
-from cnngrader.reference import grade_id, is_test_cell
-from cnngrader.workspace import Course, make_course, nbgrader
+from cnngrader.core import paths
+from cnngrader.core.reference import grade_id, is_test_cell
+from cnngrader.tools import submissions
+from cnngrader.tools.workspace import Course, make_course, nbgrader
 
 #: Limits written into the test course's nbgrader_config.py.
 TEST_LIMITS = {"cpu_seconds": 5, "wall_seconds": 10.0, "kernel_cpu_seconds": 30, "kernel_wall_seconds": 60.0}

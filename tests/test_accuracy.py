@@ -11,8 +11,9 @@ import re
 import pytest
 from conftest import BATCH_OK, TEST_LIMITS
 
-from cnngrader import accuracy, spec
-from cnngrader.workspace import make_course
+from cnngrader.core import spec
+from cnngrader.tools import accuracy
+from cnngrader.tools.workspace import make_course
 
 pytestmark = pytest.mark.slow
 

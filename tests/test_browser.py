@@ -63,7 +63,7 @@ STEP_MS = 30_000
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[LabServer]:
     """JupyterLab serving ``<tmp>/work`` with ``blank/`` and ``solved/`` copies of the release folder."""
-    from cnngrader.submissions import solved
+    from cnngrader.tools.submissions import solved
 
     t0 = time.monotonic()
     tmp = tmp_path_factory.mktemp("browser")

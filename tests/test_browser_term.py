@@ -23,8 +23,9 @@ import pytest
 from browser_helpers import CHROMIUM, LabServer, log, open_notebook, screenshot
 from conftest import BATCH_OK, TEST_CONFIG, TEST_LIMITS
 
-from cnngrader import paths, submissions
-from cnngrader.workspace import make_course, tool_env
+from cnngrader.core import paths
+from cnngrader.tools import submissions
+from cnngrader.tools.workspace import make_course, tool_env
 
 pytestmark = [
     pytest.mark.browser,
@@ -136,7 +137,7 @@ def test_formgrader_lists_the_submission_under_the_students_name(term, browser):
 
     course, env = term["course"], term["env"]
     _nbgrader(course.root, env, "collect", A)
-    grade = subprocess.run([sys.executable, "-m", "cnngrader.batch", "--jobs", "1", "--no-progress"],
+    grade = subprocess.run([sys.executable, "-m", "cnngrader.tools.batch", "--jobs", "1", "--no-progress"],
                            cwd=course.root, env=env, capture_output=True, text=True)
     assert grade.returncode in BATCH_OK, grade.stderr[-3000:]
     assert sum(course.scores()[STUDENT].values()) == 100

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cnngrader import cgroups
+from cnngrader.sandbox import cgroups
 
 
 @pytest.fixture

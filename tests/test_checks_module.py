@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnngrader import codec, mutants, paths, spec, submissions
-from cnngrader.hidden_data import HiddenData
+from cnngrader.core import codec, paths, spec
+from cnngrader.core.hidden_data import HiddenData
+from cnngrader.tools import mutants, submissions
 
 checks_data = spec.load().module("checks_data")
 
@@ -102,7 +103,7 @@ def test_hints_name_the_bug_and_only_the_bug(checks, mutant):
 
 
 def test_hints_do_not_give_code_away(checks):
-    from cnngrader import reference
+    from cnngrader.core import reference
 
     solution_lines = {line.strip() for src in reference.solution_cells().values() for line in src.splitlines()
                       if len(line.strip()) > 12 and not line.strip().startswith(("#", '"""', "def "))}
@@ -175,7 +176,7 @@ def test_source_test_cells_charge_one_property_under_plain_nbgrader(checks):
     import nbformat
 
     from cnngrader import incell
-    from cnngrader.reference import grade_id, is_test_cell
+    from cnngrader.core.reference import grade_id, is_test_cell
 
     assert incell.HIDDEN_TESTS_JUDGED == checks.HIDDEN_TESTS_JUDGED
     nb = nbformat.read(str(paths.source_notebook()), as_version=4)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cnngrader import cli
+from cnngrader.tools import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def test_a_command_runs_through_the_entry_point(capsys):
 def test_declared_in_pyproject_with_dependencies():
     """pyproject.toml declares the `cnn` script and the runtime requirements by name."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["scripts"]["cnn"] == "cnngrader.cli:main"
+    assert project["scripts"]["cnn"] == "cnngrader.tools.cli:main"
     declared = {re.split(r"[<>=!~ ]", d)[0].lower() for d in project["dependencies"]}
     pinned = {line.split("==")[0].lower() for line in (ROOT / "requirements.txt").read_text().splitlines()
               if line and not line.startswith("#")}

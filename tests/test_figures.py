@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from cnngrader import spec
-from cnngrader.reference import load_reference
+from cnngrader.core import spec
+from cnngrader.core.reference import load_reference
 
 figures = spec.load().module("figures")
 

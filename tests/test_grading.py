@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from conftest import BATCH_OK
 
-from cnngrader import spec
+from cnngrader.core import spec
 
 pytestmark = pytest.mark.slow
 
@@ -86,8 +86,8 @@ def test_test_cells_are_not_run_in_the_students_kernel(graded):
     """The kernel runs the student's cells for feedback; graded test cells get only the trusted verdict."""
     import nbformat
 
-    from cnngrader import paths
-    from cnngrader.reference import is_test_cell
+    from cnngrader.core import paths
+    from cnngrader.core.reference import is_test_cell
 
     path = graded.course.root / "autograded" / "alice" / paths.default_assignment() / f"{paths.default_assignment()}.ipynb"
     nb = nbformat.read(str(path), as_version=4)

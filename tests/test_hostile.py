@@ -13,8 +13,8 @@ import pytest
 from conftest import DEMO
 from hostile_cases import ATTACKS, BLANK
 
-from cnngrader import codec, paths, reference, spec
-from cnngrader.hidden_data import HiddenData
+from cnngrader.core import codec, paths, reference, spec
+from cnngrader.core.hidden_data import HiddenData
 
 pytestmark = pytest.mark.slow
 
@@ -130,7 +130,7 @@ def test_catalogue_is_large_enough():
 def test_sandbox_and_cgroups_were_on(graded):
     records = [r for r in graded.course.records().values() if r.sandboxed is not None]
     assert records and all(r.sandboxed for r in records)
-    from cnngrader import cgroups
+    from cnngrader.sandbox import cgroups
 
     if cgroups.backend().enabled:
         assert all(r.cgroups for r in records)

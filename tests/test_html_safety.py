@@ -24,8 +24,8 @@ from browser_helpers import CHROMIUM, LabServer, log, screenshot
 from conftest import BATCH_OK, TEST_CONFIG, TEST_LIMITS, build_attack
 from hostile_cases import ATTACKS
 
-from cnngrader import paths
-from cnngrader.workspace import make_course, nbgrader
+from cnngrader.core import paths
+from cnngrader.tools.workspace import make_course, nbgrader
 
 pytestmark = [
     pytest.mark.browser,

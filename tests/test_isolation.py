@@ -21,8 +21,9 @@ import pytest
 from conftest import BATCH_OK, TEST_CONFIG, build_attack
 from hostile_cases import ATTACKS
 
-from cnngrader import cgroups, submissions
-from cnngrader.workspace import make_course
+from cnngrader.sandbox import cgroups
+from cnngrader.tools import submissions
+from cnngrader.tools.workspace import make_course
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not cgroups.backend().enabled, reason=f"cgroups off: {cgroups.backend().reason}")]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnngrader.codec import Leaf, Opaque
-from cnngrader.judge import judge
-from cnngrader.spec import Check
-from cnngrader.verdicts import _Context
+from cnngrader.core.codec import Leaf, Opaque
+from cnngrader.core.judge import judge
+from cnngrader.core.spec import Check
+from cnngrader.sandbox.verdicts import _Context
 
 #: Check fields of each kind as a spec would write them (the first notebook's uses).
 KINDS = {

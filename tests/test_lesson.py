@@ -17,8 +17,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from cnngrader import paths, spec
-from cnngrader.reference import load_reference
+from cnngrader.core import paths, spec
+from cnngrader.core.reference import load_reference
 
 checks_data = spec.load().module("checks_data")
 

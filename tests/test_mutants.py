@@ -8,8 +8,9 @@ import tomllib
 import numpy as np
 import pytest
 
-from cnngrader import mutants, reference, spec
-from cnngrader.mutants import EditError, apply_edits
+from cnngrader.core import reference, spec
+from cnngrader.tools import mutants
+from cnngrader.tools.mutants import EditError, apply_edits
 
 LINES = ["def f(x):", "    y = x + 1", "    for i in range(3):", "        y += i", "    return y"]
 

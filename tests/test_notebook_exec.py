@@ -7,7 +7,8 @@ import time
 import pytest
 from nbclient import NotebookClient
 
-from cnngrader import paths, submissions
+from cnngrader.core import paths
+from cnngrader.tools import submissions
 
 LIMIT_SECONDS = 120  # generous: it takes about 2 s here
 

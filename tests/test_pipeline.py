@@ -9,9 +9,10 @@ import nbformat
 import pytest
 from conftest import TEST_CONFIG
 
-from cnngrader import paths, submissions
-from cnngrader.record import load as load_record
-from cnngrader.workspace import make_course, nbgrader, tool_env
+from cnngrader.core import paths
+from cnngrader.core.record import load as load_record
+from cnngrader.tools import submissions
+from cnngrader.tools.workspace import make_course, nbgrader, tool_env
 
 pytestmark = pytest.mark.slow
 

@@ -3,12 +3,12 @@
 A throw-away PostgreSQL server is started for this module (see
 ``tests/pg_server.py``; it needs root and Debian's ``postgresql`` package) and
 a copy of the course is pointed at it through ``CNN_DB_URL``. The demo students
-plus a few extra correct submissions are graded by ``python -m cnngrader.batch``
+plus a few extra correct submissions are graded by ``python -m cnngrader.tools.batch``
 with two workers writing to the gradebook at the same time, then graded again
 to check that regrading is idempotent.
 
 nbgrader and cnngrader get the plain ``postgresql://`` URL an instructor would
-write: ``cnngrader.paths.normalise_db_url`` (used by nbgrader_config.py, the
+write: ``cnngrader.core.paths.normalise_db_url`` (used by nbgrader_config.py, the
 batch grader and the report) routes it to psycopg2, the pinned driver.
 """
 
@@ -25,9 +25,10 @@ import psycopg2
 import pytest
 from conftest import BATCH_OK, TEST_LIMITS
 
-from cnngrader import paths, submissions
-from cnngrader.batch import function_scores
-from cnngrader.workspace import Course, make_course, nbgrader, tool_env
+from cnngrader.core import paths
+from cnngrader.tools import submissions
+from cnngrader.tools.batch import function_scores
+from cnngrader.tools.workspace import Course, make_course, nbgrader, tool_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -75,7 +76,7 @@ class Graded:
 
 def _grade(course: Course, url: str) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "cnngrader.batch", "--jobs", "2", "--no-progress",
+    proc = subprocess.run([sys.executable, "-m", "cnngrader.tools.batch", "--jobs", "2", "--no-progress",
                            "--db-url", url], cwd=course.root,
                           env=tool_env(course.root, CNN_DB_URL=url),
                           capture_output=True, text=True)

@@ -8,7 +8,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
 from traitlets.config import Config
 
-from cnngrader.preprocessors import SandboxedExecute, SanitizeOutputs, cap_outputs, output_size
+from cnngrader.glue.preprocessors import SandboxedExecute, SanitizeOutputs, cap_outputs, output_size
 
 SMALL = Config({"CnnLimits": {"max_output_bytes": 1000, "max_notebook_output_bytes": 3000}})
 
@@ -50,7 +50,7 @@ def test_sanitize_defuses_student_markdown_and_raw_html():
 
 
 def test_sanitize_leaves_lesson_markdown_alone():
-    from cnngrader import paths
+    from cnngrader.core import paths
 
     lesson = [c.source for c in nbformat.read(str(paths.release_notebook()), as_version=4).cells
               if c.cell_type == "markdown"]

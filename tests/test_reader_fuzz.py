@@ -22,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cnngrader import codec
-from cnngrader.limits import from_config
-from cnngrader.staging import read_regular
-from cnngrader.verdicts import _parse_results
+from cnngrader.core import codec
+from cnngrader.sandbox.limits import from_config
+from cnngrader.sandbox.staging import read_regular
+from cnngrader.sandbox.verdicts import _parse_results
 
 LIMITS = from_config()
 #: Bytes the reader may allocate for one message beyond the message itself.

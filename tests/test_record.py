@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cnngrader import record
-from cnngrader.record import CellResult, Failure, Record, RecordError
+from cnngrader.core import record
+from cnngrader.core.record import CellResult, Failure, Record, RecordError
 
 
 def _sample() -> Record:

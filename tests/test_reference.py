@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnngrader.reference import load_reference
+from cnngrader.core.reference import load_reference
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_pool_backward_published(ref, mode, expected):
 
 def test_reference_backward_matches_numeric_gradients():
     """Building the hidden data re-checks both backward passes against central differences."""
-    from cnngrader import hidden_data, spec
+    from cnngrader.core import hidden_data, spec
 
     ref = load_reference()
     assignment = spec.load()

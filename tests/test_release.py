@@ -8,8 +8,8 @@ import re
 import nbformat
 import pytest
 
-from cnngrader import paths, reference
-from cnngrader.workspace import nbgrader
+from cnngrader.core import paths, reference
+from cnngrader.tools.workspace import nbgrader
 
 
 def _normalise(nb):

@@ -1,4 +1,4 @@
-"""Tests for the instructor grading report in ``cnngrader.report``.
+"""Tests for the instructor grading report in ``cnngrader.tools.report``.
 
 Each test builds a small course in a temporary directory: a SQLite gradebook
 made through the nbgrader API (the 26 graded test cells of the course) and
@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from cnngrader import paths, record, report, spec
-from cnngrader.record import CellResult, Failure, Record
+from cnngrader.core import paths, record, spec
+from cnngrader.core.record import CellResult, Failure, Record
+from cnngrader.tools import report
 
 # nbgrader's own add_submission triggers these SQLAlchemy autoflush warnings; they are not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:Object of type .* not in session:sqlalchemy.exc.SAWarning")

@@ -13,10 +13,13 @@ import numpy as np
 import pytest
 from traitlets.config import Config
 
-from cnngrader import cgroups, codec, mutants, paths, reference, sandbox, spec, submissions, verdicts
-from cnngrader.hidden_data import HiddenData
-from cnngrader.judge import judge
-from cnngrader.limits import from_config
+from cnngrader.core import codec, paths, reference, spec
+from cnngrader.core.hidden_data import HiddenData
+from cnngrader.core.judge import judge
+from cnngrader.sandbox import bwrap as sandbox
+from cnngrader.sandbox import cgroups, verdicts
+from cnngrader.sandbox.limits import from_config
+from cnngrader.tools import mutants, submissions
 
 # Tests that start a real bubblewrap sandbox or cgroup belong to the full suite,
 # not to make test-fast (which needs neither).

@@ -27,8 +27,9 @@ import nbformat
 import pytest
 from conftest import BATCH_OK, TEST_CONFIG, TEST_LIMITS
 
-from cnngrader import paths, submissions
-from cnngrader.workspace import Course, make_course, tool_env
+from cnngrader.core import paths
+from cnngrader.tools import submissions
+from cnngrader.tools.workspace import Course, make_course, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -124,7 +125,7 @@ def term(tmp_path_factory) -> Term:
 
     t.nbgrader("collect", A, step="collect")
     started = time.monotonic()
-    grade = subprocess.run([sys.executable, "-m", "cnngrader.batch", "--jobs", "2", "--no-progress"],
+    grade = subprocess.run([sys.executable, "-m", "cnngrader.tools.batch", "--jobs", "2", "--no-progress"],
                            cwd=t.course.root, env=t.env, capture_output=True, text=True)
     t.timings["grade"] = time.monotonic() - started
     assert grade.returncode in BATCH_OK, grade.stderr[-3000:]
@@ -189,7 +190,7 @@ def test_feedback_summarises_each_function(term):
 def test_exports_carry_the_roster(term):
     root = term.course.root
     term.nbgrader("export", step="export")
-    term.nbgrader("export", "--exporter=cnngrader.exports.CanvasExportPlugin", "--to=canvas.csv", step="export")
+    term.nbgrader("export", "--exporter=cnngrader.glue.exports.CanvasExportPlugin", "--to=canvas.csv", step="export")
     grades = {r["student_id"]: r for r in csv.DictReader(open(root / "grades.csv", newline=""))}
     assert grades["dan"]["last_name"] == "Smith, Jr." and grades["ann"]["first_name"] == "Ann"
     assert float(grades["cat"]["score"]) == 90.0 and float(grades["cat"]["late_submission_penalty"]) == 10.0
@@ -199,7 +200,7 @@ def test_exports_carry_the_roster(term):
     canvas = {r[2]: r for r in rows[2:]}
     assert canvas["ben"][0] == "Okafor, Ben" and float(canvas["ben"][5]) == 88
     assert float(canvas["cat"][5]) == 90
-    term.run(sys.executable, "-m", "cnngrader.report", "--assignment", A, step="report")
+    term.run(sys.executable, "-m", "cnngrader.tools.report", "--assignment", A, step="report")
     report = (root / "feedback" / "report.html").read_text()
     assert "Okafor, Ben" in report and "Smith, Jr., Dan" in report
 
@@ -208,7 +209,7 @@ def test_make_demo_never_touches_the_class(term):
     root = term.course.root
     before = (_digest(root / "submitted"), term.course.scores(), (root / "gradebook.db").stat().st_size)
     for _ in range(2):
-        proc = subprocess.run([sys.executable, "-m", "cnngrader.demo"], cwd=root, env=term.env,
+        proc = subprocess.run([sys.executable, "-m", "cnngrader.tools.demo"], cwd=root, env=term.env,
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-3000:]
     assert (_digest(root / "submitted"), term.course.scores()) == before[:2]
@@ -224,7 +225,7 @@ def test_demo_refuses_a_folder_it_did_not_make(term, tmp_path):
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "work.ipynb").write_text("{}")
-    proc = subprocess.run([sys.executable, "-m", "cnngrader.demo", "--dest", str(precious)],
+    proc = subprocess.run([sys.executable, "-m", "cnngrader.tools.demo", "--dest", str(precious)],
                           cwd=term.course.root, env=term.env, capture_output=True, text=True)
     assert proc.returncode != 0 and (precious / "work.ipynb").exists()
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cnngrader import mutants, paths, spec, student_loop, submissions
+from cnngrader.core import paths, spec
+from cnngrader.tools import mutants, student_loop, submissions
 
 # The catalogue run takes about 20 s: part of the full suite, not of make test-fast.
 pytestmark = pytest.mark.slow

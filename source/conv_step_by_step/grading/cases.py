@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnngrader.spec import Case, GradientSetup
+from cnngrader.core.spec import Case, GradientSetup
 
 
 def _randn(seed: int, *shape: int) -> np.ndarray:

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from cnngrader import mutants, reference, spec
+from cnngrader.core import reference, spec
+from cnngrader.tools import mutants
 
 #: This assignment's grading folder.
 HERE = Path(__file__).resolve().parent

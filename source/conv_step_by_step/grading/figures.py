@@ -484,7 +484,7 @@ def draw_window_corners(out_dir: Path) -> Path:
 
 
 def _reference_pool_forward() -> PoolForward:
-    from cnngrader.reference import load_reference
+    from cnngrader.core.reference import load_reference
 
     return load_reference()["pool_forward"]
 

@@ -1,0 +1,297 @@
+"""Compare a function's results with the hidden expectations.
+
+The judge only ever sees decoded plain data (:mod:`cnngrader.core.codec`), never a
+student object, so it runs in the trusted grader. Its messages name the failing
+property and the case's input shapes and hyperparameters, and describe the
+student's own result in a fixed vocabulary: no text the student's code
+produced, and no number derived from a hidden expected value beyond a count
+of differing entries or an order of magnitude.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cnngrader.core.codec import Leaf, Opaque
+from cnngrader.core.hidden_data import relative_error
+from cnngrader.core.record import Failure
+from cnngrader.core.spec import Check
+
+RTOL = 1e-4
+#: Gradient checks pass below this relative error. The reference sits near
+#: 1e-10 and float32 arithmetic near 1e-7; every bug in the mutant catalogue
+#: sits above 1e-2.
+GRAD_TOL = 1e-4
+
+
+@dataclass
+class Verdict:
+    """A graded cell's outcome. ``messages`` are what the student reads; ``failures`` carry codes."""
+
+    grade_id: str
+    passed: bool
+    messages: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        return "\n".join(self.messages)
+
+    def fail(self, check: Check, code: str, message: str, case: str = "") -> None:
+        """Record one failed case: a message for the student, a code for the record."""
+        self.passed = False
+        self.messages.append(f"{check.function} - {check.prop}: {message}" + (f" [case: {case}]" if case else ""))
+        self.failures.append(Failure(code, message, case))
+
+
+def failed(check: Check, code: str, message: str) -> Verdict:
+    """A verdict that fails the whole cell for one reason (a placeholder, a grader that gave up)."""
+    verdict = Verdict(check.grade_id, True)
+    verdict.fail(check, code, message)
+    return verdict
+
+
+class Mismatch(Exception):
+    """Raised inside a comparison with the student-facing reason and its failure code."""
+
+    def __init__(self, message: str, code: str = "wrong_values"):
+        super().__init__(message)
+        self.code = code
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    if len(shape) <= 8 and all(d <= 100_000 for d in shape):
+        return str(tuple(shape))
+    return "(an unusually large shape)"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Leaf):
+        if value.array.ndim == 0:
+            return f"a {value.kind.replace('_', ' ')} {value.array.dtype}"
+        return f"an array of shape {_shape_text(value.array.shape)}"
+    if isinstance(value, Opaque):
+        return f"an object of type {value.type_name}"
+    if isinstance(value, tuple | list):
+        return f"a {type(value).__name__} of length {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+def _array(value: Any, what: str) -> np.ndarray:
+    if isinstance(value, Leaf):
+        return value.array
+    if isinstance(value, bool | int | float) and not isinstance(value, bool):
+        return np.asarray(value, dtype=float)
+    raise Mismatch(f"{what} should be a NumPy array, got {_describe(value)}", "not_an_array")
+
+
+def _numeric(arr: np.ndarray, what: str) -> np.ndarray:
+    if arr.dtype.kind not in "biuf":
+        raise Mismatch(f"{what} has dtype {arr.dtype}, expected numbers", "not_numeric")
+    return arr.astype(float)
+
+
+def _same_shape(got: np.ndarray, exp: np.ndarray, what: str) -> None:
+    if got.shape != exp.shape:
+        raise Mismatch(f"{what} has the wrong shape: got {_shape_text(got.shape)}, "
+                       f"expected {tuple(exp.shape)}", "wrong_shape")
+
+
+def _close(got: Any, exp: Any, what: str) -> None:
+    g = _array(got, what)
+    e = _array(exp, "expected")
+    _same_shape(g, e, what)
+    g = _numeric(g, what)
+    e = e.astype(float)
+    if not np.all(np.isfinite(g)):
+        raise Mismatch(f"{what} contains NaN or infinity", "not_finite")
+    scale = max(1.0, float(np.max(np.abs(e)))) if e.size else 1.0
+    if not np.allclose(g, e, rtol=RTOL, atol=RTOL * scale):
+        wrong = int(np.sum(~np.isclose(g, e, rtol=RTOL, atol=RTOL * scale)))
+        raise Mismatch(f"{what} has wrong values ({wrong} of {g.size} entries differ)", "wrong_values")
+
+
+def _grad(got: Any, exp: Any, what: str) -> None:
+    g = _array(got, what)
+    e = _array(exp, "expected")
+    _same_shape(g, e, what)
+    g = _numeric(g, what)
+    if not np.all(np.isfinite(g)):
+        raise Mismatch(f"{what} contains NaN or infinity", "not_finite")
+    err = relative_error(g, e)
+    if err > GRAD_TOL:
+        # Only the order of magnitude: enough to tell a slip from a wrong formula.
+        magnitude = math.floor(math.log10(err)) if err > 0 else -99
+        raise Mismatch(f"gradient check on {what} failed (relative error about 1e{magnitude:+03d})",
+                       "wrong_gradient")
+
+
+def _item(value: Any, n: int, what: str) -> Any:
+    if not isinstance(value, tuple | list) or len(value) <= n:
+        raise Mismatch(f"{what}: the function should return a tuple, got {_describe(value)}", "not_a_tuple")
+    return value[n]
+
+
+def _scalar_value(got: Any) -> float:
+    if isinstance(got, bool):
+        raise Mismatch("returned a bool, expected a number", "not_a_number")
+    if isinstance(got, int | float):
+        return float(got)
+    arr = _array(got, "the result")
+    if arr.size != 1:
+        raise Mismatch(f"the result should be a single number, got an array of shape {tuple(arr.shape)}",
+                       "not_a_scalar")
+    return float(_numeric(arr, "the result").reshape(-1)[0])
+
+
+def _select(check: Check, value: Any, what: str = "output") -> Any:
+    """The item of a returned tuple that the check compares (the whole result when ``output`` is unset)."""
+    return value if check.output is None else _item(value, check.output, what)
+
+
+def _compare(check: Check, args: Any, got: Any, exp: Any, skip: frozenset[str] = frozenset()) -> None:
+    kind, what = check.compare, check.what
+    if kind == "shape":
+        _same_shape(_array(_select(check, got), what), _array(_select(check, exp, "expected"), "expected"), what)
+    elif kind == "array":
+        _close(_select(check, got), _select(check, exp, "expected"), what)
+    elif kind in ("scalar", "scalar_strict"):
+        value = _scalar_value(_select(check, got))
+        expected = _scalar_value(_select(check, exp, "expected"))
+        got = _select(check, got)
+        if kind == "scalar_strict" and isinstance(got, Leaf) and got.array.ndim != 0:
+            raise Mismatch(f"returned an array of shape {tuple(got.array.shape)}; "
+                           "return a single number, for example with b.item()", "not_a_scalar")
+        if not np.isfinite(value) or not np.isclose(value, expected, rtol=RTOL, atol=RTOL * max(1.0, abs(expected))):
+            raise Mismatch("the value is wrong", "wrong_values")
+    elif kind == "holds_inputs":
+        _holds_inputs(check, args, got)
+    elif kind == "gradient":
+        values = (got,) if len(check.returns) == 1 else None
+        for k, name in enumerate(check.returns):
+            if name not in check.gradients or name in skip:
+                continue
+            _grad(values[0] if values else _item(got, k, "output"), exp[name], name)
+    elif kind == "bool_array":
+        arr = _array(_select(check, got), what)
+        e = _array(_select(check, exp, "expected"), "expected")
+        if arr.shape != e.shape:
+            raise Mismatch(f"{what} should have shape {tuple(e.shape)}, got {_describe(got)}", "wrong_shape")
+        if arr.dtype != bool and not np.isin(arr, (0, 1)).all():
+            raise Mismatch(f"{what} should hold only True/False values", "not_boolean")
+        if not np.array_equal(arr.astype(bool), e.astype(bool)):
+            raise Mismatch(f"{what} is True in the wrong places", "wrong_values")
+    else:  # pragma: no cover - the spec loader refuses unknown kinds
+        raise ValueError(f"unknown check kind {kind}")
+
+
+def _holds_inputs(check: Check, args: Any, got: Any) -> None:
+    """The selected output is a tuple holding the inputs the function was given (a cache)."""
+    if check.output != 0:
+        # Only the held tuple is judged here: the main output's values have cells of their own.
+        _array(_item(got, 0, "output"), "the output")
+    held = _select(check, got)
+    names = [n for n, _ in check.holds]
+    if not isinstance(held, tuple | list) or len(held) != len(names):
+        raise Mismatch(f"{check.what} should be a tuple ({', '.join(names)}), got {_describe(held)}", "wrong_cache")
+    for (name, index), stored in zip(check.holds, held, strict=True):
+        given = args[index]
+        if isinstance(given, dict):
+            if stored != given:
+                raise Mismatch(f"{check.what} must hold the {name} dictionary you were given", "wrong_cache")
+            continue
+        try:
+            _close(stored, given, f"{check.what} {name}")
+        except Mismatch as exc:
+            raise Mismatch(f"{check.what} must hold the input {name} you were given, unchanged ({exc})",
+                           "wrong_cache") from None
+
+
+def _default_error(result: dict) -> tuple[str, str]:
+    return "failed", "failed"
+
+
+def judge(check: Check, items: list[tuple[str, Any, Any]], results: list[dict],
+          describe_error: Callable[[dict], tuple[str, str]] = _default_error,
+          skip: frozenset[str] = frozenset()) -> Verdict:
+    """Judge one check.
+
+    ``items`` are ``(describe, args, expected)`` from the hidden data and
+    ``results`` one dict per case: ``{"status": "ok", "value": ...}`` or
+    ``{"status": "error", ...}``, which ``describe_error`` turns into a failure
+    code and words.
+    A missing result fails its case. ``skip`` names gradients that an earlier
+    cell of the same function already charged, so one bug costs its points once.
+    """
+    verdict = Verdict(check.grade_id, True)
+    for k, (describe, args, expected) in enumerate(items):
+        result = results[k] if k < len(results) else {"status": "error", "error": "process",
+                                                       "note": "no result was produced"}
+        try:
+            if result.get("status") != "ok":
+                code, message = describe_error(result)
+                raise Mismatch(message, code)
+            _compare(check, args, result.get("value"), expected, skip)
+        except Mismatch as exc:
+            verdict.fail(check, exc.code, str(exc), describe)
+        except Exception as exc:  # a malformed result must fail, never crash the grader
+            verdict.fail(check, "unreadable_result", f"could not read the result ({type(exc).__name__})", describe)
+    return verdict
+
+
+def _primary(check: Check, value: Any) -> list[np.ndarray] | None:
+    """The arrays a function's main output consists of, or None when it has none to compare."""
+    if check.output is not None:
+        value = value[0] if isinstance(value, tuple | list) and value else None
+    if check.compare == "gradient" and len(check.returns) > 1:
+        if not isinstance(value, tuple | list):
+            return None
+        parts = [_primary_leaf(v) for v in value]
+        return None if any(p is None for p in parts) else parts  # type: ignore[return-value]
+    leaf = _primary_leaf(value)
+    return None if leaf is None else [leaf]
+
+
+def _primary_leaf(value: Any) -> np.ndarray | None:
+    if isinstance(value, Leaf):
+        return value.array
+    if isinstance(value, bool | int | float):
+        return np.asarray(value, dtype=float)
+    return None
+
+
+def probe_failure(probe: Check, items: list[tuple[str, Any, Any]], results: list[dict]) -> str | None:
+    """A reason when the function's output does not depend on its input values, else None.
+
+    The probe is two calls with inputs of the same shapes and different
+    values, whose expected outputs differ. A function that returns the same
+    output for both (zeros of the right shape, a constant) is a placeholder:
+    it earns none of its function's points. A correct solution, written any
+    way at all, always passes this.
+    """
+    if len(items) != 2 or len(results) < 2:
+        return None
+    if any(r.get("status") != "ok" for r in results[:2]):
+        return None
+    got = [_primary(probe, r.get("value")) for r in results[:2]]
+    exp = [_primary(probe, _as_result(probe, e)) for _, _, e in items]
+    if got[0] is None or got[1] is None or exp[0] is None or exp[1] is None:
+        return None
+    same_got = all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(got[0], got[1], strict=False))
+    same_exp = all(a.shape == b.shape and np.allclose(a, b) for a, b in zip(exp[0], exp[1], strict=False))
+    if same_got and not same_exp:
+        return "the output does not depend on the input values (is it still a placeholder?)"
+    return None
+
+
+def _as_result(check: Check, expected: Any) -> Any:
+    """Expected gradients are stored by name; line them up like the returned tuple."""
+    if check.compare == "gradient" and isinstance(expected, dict):
+        values = tuple(expected[n] for n in check.returns)
+        return values if len(values) > 1 else values[0]
+    return expected

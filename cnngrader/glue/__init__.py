@@ -1,0 +1,1 @@
+"""nbgrader glue: the preprocessors, converter, feedback exporter and plugins nbgrader_config.py installs."""

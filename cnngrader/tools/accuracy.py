@@ -1,0 +1,175 @@
+"""How accurate is the grading? ``make accuracy`` (``python -m cnngrader.tools.accuracy``).
+
+Grades, through the real batch autograde path, one submission per mutant in
+``tests/mutants`` (the reference with one function replaced by a single-bug
+version), one per correct variant in ``tests/variants``, and two credit
+isolation submissions, then prints:
+
+* mutants caught per function (a mutant is caught when its own function
+  loses points) and any collateral loss on other functions;
+* variants given full marks;
+* whether credit isolation holds;
+* how long the naive reference takes on each function's hidden cases
+  (median of 5 runs), against the per-function time limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnngrader.core import paths, spec
+from cnngrader.tools import mutants, submissions
+from cnngrader.tools.workspace import Course, make_course
+
+#: Broken helpers whose callers must still get full marks.
+ISOLATION = {
+    "iso_conv": {
+        "mutants": ("zero_pad__pads_channel_axis", "conv_single_step__returns_array"),
+        "keeps": ("conv_forward", "conv_backward"),
+    },
+    "iso_pool": {
+        "mutants": ("create_mask_from_window__mask_of_min", "distribute_value__precedence"),
+        "keeps": ("pool_backward",),
+    },
+}
+
+
+def mutant_files() -> list[Path]:
+    return mutants.files()
+
+
+def variant_files() -> list[Path]:
+    return sorted(submissions.variants_dir().glob("*.py"))
+
+
+def target_of(mutant: Path) -> str:
+    return mutant.stem.split("__", 1)[0]
+
+
+def write_submissions(course: Course) -> None:
+    for path in mutant_files():
+        submissions.write(submissions.with_files(path), course.submitted, f"m__{path.stem}")
+    for path in variant_files():
+        submissions.write(submissions.with_files(path), course.submitted, f"v__{path.stem}")
+    for name, case in ISOLATION.items():
+        nb = submissions.with_files(*(submissions.mutant(m) for m in case["mutants"]))
+        submissions.write(nb, course.submitted, name)
+
+
+@dataclass
+class Accuracy:
+    caught: dict[str, list[str]] = field(default_factory=dict)
+    missed: dict[str, list[str]] = field(default_factory=dict)
+    collateral: dict[str, list[str]] = field(default_factory=dict)
+    variants_full: list[str] = field(default_factory=list)
+    variants_short: dict[str, float] = field(default_factory=dict)
+    isolation: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return (not any(self.missed.values()) and not self.collateral and not self.variants_short
+                and all(self.isolation.values()))
+
+
+def evaluate(course: Course) -> Accuracy:
+    scores = course.scores()
+    points = spec.load().function_points()
+    names = spec.load().function_names
+    acc = Accuracy({fn: [] for fn in names}, {fn: [] for fn in names})
+    for path in mutant_files():
+        fn = target_of(path)
+        row = scores.get(f"m__{path.stem}", {})
+        (acc.caught if row.get(fn, points[fn]) < points[fn] else acc.missed)[fn].append(path.stem)
+        others = [f for f in names if f != fn and row.get(f, 0) < points[f]]
+        if others:
+            acc.collateral[path.stem] = others
+    for path in variant_files():
+        total = sum(scores.get(f"v__{path.stem}", {}).values())
+        if total == 100:
+            acc.variants_full.append(path.stem)
+        else:
+            acc.variants_short[path.stem] = total
+    for name, case in ISOLATION.items():
+        row = scores.get(name, {})
+        acc.isolation[name] = all(row.get(fn, 0) == points[fn] for fn in case["keeps"])
+    return acc
+
+
+def reference_timings(repeats: int = 5) -> dict[str, float]:
+    """Median seconds the naive loop reference needs for each function's hidden cases."""
+    from cnngrader.core.hidden_data import HiddenData
+    from cnngrader.core.reference import load_reference
+    from cnngrader.sandbox.verdicts import run_in_process
+
+    data = HiddenData()
+    ns = dict(load_reference())
+    timings = {}
+    for fn in spec.load().function_names:
+        runs = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for check in spec.load().checks_for(fn):
+                assert run_in_process(ns, check.grade_id, data).passed
+            runs.append(time.perf_counter() - started)
+        timings[fn] = statistics.median(runs)
+    return timings
+
+
+def render(acc: Accuracy, timings: dict[str, float] | None, wall: float) -> str:
+    lines = ["function                  mutants  caught  missed", "-" * 50]
+    for fn in spec.load().function_names:
+        n = len(acc.caught[fn]) + len(acc.missed[fn])
+        lines.append(f"{fn:<25} {n:>7} {len(acc.caught[fn]):>7} {len(acc.missed[fn]):>7}")
+    total_caught = sum(len(v) for v in acc.caught.values())
+    total = total_caught + sum(len(v) for v in acc.missed.values())
+    lines.append(f"{'all':<25} {total:>7} {total_caught:>7} {total - total_caught:>7}")
+    lines.append("")
+    lines.append(f"collateral losses (a mutant costing points elsewhere): {len(acc.collateral)}")
+    for name, fns in acc.collateral.items():
+        lines.append(f"  {name}: {', '.join(fns)}")
+    n_var = len(acc.variants_full) + len(acc.variants_short)
+    lines.append(f"correct variants with full marks: {len(acc.variants_full)} / {n_var}")
+    for name, total in acc.variants_short.items():
+        lines.append(f"  {name}: {total:g} / 100")
+    for name, ok in acc.isolation.items():
+        keeps = ", ".join(ISOLATION[name]["keeps"])
+        lines.append(f"credit isolation {name} ({keeps} with broken helpers): {'holds' if ok else 'BROKEN'}")
+    if timings:
+        lines.append("")
+        lines.append(f"naive reference on the hidden cases (median of 5), CPU limit {wall:g} s per function:")
+        for fn, t in timings.items():
+            lines.append(f"  {fn:<25} {t:8.3f} s   headroom {wall / max(t, 1e-9):8.0f}x")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--keep", type=Path, default=None, help="grade in this directory and keep it")
+    args = parser.parse_args(argv)
+    from cnngrader.sandbox.limits import from_course
+
+    with tempfile.TemporaryDirectory(prefix="cnn-accuracy-") as tmp:
+        root = args.keep or Path(tmp) / "course"
+        course = make_course(root)
+        write_submissions(course)
+        n = sum(1 for _ in course.submitted.iterdir())
+        started = time.monotonic()
+        proc = course.grade(jobs=args.jobs, extra_args=("--no-summary", "--no-export"))
+        if proc.returncode not in (0, 3):
+            print(proc.stdout, proc.stderr, file=sys.stderr)
+            return 1
+        print(f"graded {n} submissions in {time.monotonic() - started:.0f} s")
+        acc = evaluate(course)
+    print(render(acc, reference_timings(), from_course(paths.course_root()).cpu_seconds))
+    return 0 if acc.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
