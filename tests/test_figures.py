@@ -1,4 +1,4 @@
-"""Tests for the course figures in ``cnngrader.figures``."""
+"""Tests for the course figures of the first assignment (its grading/figures.py hook)."""
 
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ def test_main_passes_out_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 def test_committed_images_are_up_to_date(drawn: tuple[Path, list[Path]]) -> None:
     committed = figures.DEFAULT_OUT
     if not committed.is_dir():
-        pytest.skip(f"{committed} does not exist yet; create it with `python -m cnngrader.figures`")
+        pytest.skip(f"{committed} does not exist yet; create it with `cnn figures` (make figures)")
     out, _ = drawn
     stale = []
     for name in PNGS:
@@ -168,4 +168,4 @@ def test_committed_images_are_up_to_date(drawn: tuple[Path, list[Path]]) -> None
             a.shape == b.shape and np.array_equal(a, b) for a, b in zip(old_frames, new_frames, strict=True)
         ):
             stale.append(GIF)
-    assert not stale, f"stale figures in {committed}: {stale}; regenerate with `python -m cnngrader.figures`"
+    assert not stale, f"stale figures in {committed}: {stale}; regenerate with `cnn figures` (make figures)"

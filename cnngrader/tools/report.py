@@ -41,7 +41,7 @@ TOP_REASONS = 3
 #: Scores within this distance count as 0 or full marks (gradebook scores are floats).
 EPS = 1e-9
 
-# Okabe-Ito colours, as in cnngrader.figures, so the report reads like the course figures.
+# Okabe-Ito colours, as in the course figures (source/<id>/grading/figures.py), so the report reads like the course figures.
 _BLUE = "#0072B2"
 _ORANGE = "#E69F00"
 _INK = "#1F1F1F"
