@@ -20,7 +20,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from cnngrader.core import hidden_data, paths, reference, spec
+from cnngrader.core import hidden_data, paths, record, reference, spec
 from cnngrader.core.hidden_data import HiddenData
 from cnngrader.sandbox.verdicts import run_in_process
 
@@ -165,11 +165,51 @@ def test_fixture_reference_passes_and_a_bug_costs_its_own_cells(tiny: Path):
     assert all(run_in_process(right, gid, data).passed for gid in ids)
     wrong = _namespace(square="def square(x):\n    return 2 * x\n")
     outcome = {gid: run_in_process(wrong, gid, data).passed for gid in ids}
-    assert outcome == {"test_square_values": False, "test_square_shape": True,
-                       "test_sum_of_squares_value": True, "test_square_backward": True}
+    assert outcome == {**dict.fromkeys(ids, True), "test_square_values": False}
     strict = _namespace(sum_of_squares="def sum_of_squares(x):\n    return np.sum(square(x), keepdims=True)\n")
     verdict = run_in_process(strict, "test_sum_of_squares_value", data)
     assert not verdict.passed and verdict.failures[0].code == "not_a_scalar"
+
+
+SLOW_PAIR_SUM = ("def pair_sum(x):\n    s = 0.0\n    for a in x:\n        for b in x:\n"
+                 "            s += a * b\n    return float(s)\n")
+
+
+def test_a_speed_check_times_fresh_inputs_against_the_course_baseline(tiny: Path):
+    """A double loop is right but not 5 times faster than the course's double loop: too_slow, and only there."""
+    data = _build_hidden(tiny)
+    verdict = run_in_process(_namespace(), "test_pair_sum_speed", data)
+    assert verdict.passed, verdict.message
+    slow = _namespace(pair_sum=SLOW_PAIR_SUM)
+    assert run_in_process(slow, "test_pair_sum_value", data).passed
+    verdict = run_in_process(slow, "test_pair_sum_speed", data)
+    assert [f.code for f in verdict.failures] == ["too_slow"]
+    cheat = _namespace(pair_sum="def pair_sum(x):\n    return 0.0\n")
+    assert run_in_process(cheat, "test_pair_sum_speed", data).failures[0].code == "wrong_values"
+
+
+def test_fresh_inputs_keep_the_shapes_and_change_the_values():
+    """Timed inputs: same shapes and hyperparameters as the hidden case, values from the grading-time seed."""
+    from cnngrader.sandbox import runner
+
+    template = [(np.zeros((2, 3)), {"stride": 2}, 5)]
+    a, b = runner.timed_inputs(template, 1), runner.timed_inputs(template, 2)
+    assert a[0][0].shape == (2, 3) and a[0][1:] == ({"stride": 2}, 5)
+    assert not np.allclose(a[0][0], b[0][0]) and np.array_equal(a[0][0], runner.timed_inputs(template, 1)[0][0])
+
+
+def test_a_score_check_gives_partial_credit_on_its_scale(tiny: Path):
+    """The scorer runs on the trusted side: 100% of the points above 0.9, half above 0.75, none below."""
+    data = _build_hidden(tiny)
+    gid = "test_fit_threshold_accuracy"
+    good = run_in_process(_namespace(), gid, data)
+    assert good.passed and good.fraction == 1.0
+    skewed = run_in_process(_namespace(fit_threshold="def fit_threshold(x, y):\n    return 0.6\n"), gid, data)
+    assert not skewed.passed and skewed.fraction == 0.5 and skewed.failures[0].code == "partial_score"
+    bad = run_in_process(_namespace(fit_threshold="def fit_threshold(x, y):\n    return 5.0\n"), gid, data)
+    assert bad.fraction == 0.0 and bad.failures[0].code == "below_threshold"
+    odd = run_in_process(_namespace(fit_threshold="def fit_threshold(x, y):\n    return x\n"), gid, data)
+    assert odd.fraction == 0.0 and odd.failures[0].code == "not_a_scalar"
 
 
 def _submission(root: Path, student: str, **overrides: str) -> None:
@@ -197,17 +237,23 @@ def test_the_fixture_course_is_released_and_graded_by_cnn_grade(tiny: Path):
     released = (tiny / "release" / TINY / f"{TINY}.ipynb").read_text()
     assert "return x * x" not in released and not (tiny / "release" / TINY / "grading").exists()
     _submission(tiny, "right")
-    _submission(tiny, "wrong", square="def square(x):\n    return 2 * x\n")
-    _submission(tiny, "blank", square="def square(x):\n    raise NotImplementedError()\n",
-                sum_of_squares="def sum_of_squares(x):\n    raise NotImplementedError()\n",
-                square_backward="def square_backward(dout, x):\n    raise NotImplementedError()\n")
+    _submission(tiny, "wrong", square="def square(x):\n    return 2 * x\n", pair_sum=SLOW_PAIR_SUM,
+                fit_threshold="def fit_threshold(x, y):\n    return 0.6\n")
+    _submission(tiny, "blank", **{fn: f"def {fn}(*args):\n    raise NotImplementedError()\n"
+                                  for fn in ("square", "sum_of_squares", "square_backward", "pair_sum", "fit_threshold")})
     run = subprocess.run([sys.executable, "-m", "cnngrader.tools.cli", "grade", "--assignment", TINY, "--jobs", "2",
                           "--no-progress"], cwd=tiny, env=tool_env(tiny), capture_output=True, text=True)
     assert run.returncode in (0, 3), run.stderr[-2000:]
-    assert "sq/4" in run.stdout and "total/10" in run.stdout
+    assert "sq/4" in run.stdout and "total/18" in run.stdout
     scores = function_scores(paths.default_db_url(tiny), TINY, ["right", "wrong", "blank"])
-    assert scores["right"] == {"square": 4, "sum_of_squares": 3, "square_backward": 3}
-    assert scores["wrong"] == {"square": 1, "sum_of_squares": 3, "square_backward": 3}
-    assert scores["blank"] == {"square": 0, "sum_of_squares": 0, "square_backward": 0}
+    assert scores["right"] == {"square": 4, "sum_of_squares": 3, "square_backward": 3, "pair_sum": 4,
+                               "fit_threshold": 4}
+    # The speed check costs the loop-based pair_sum its 2 points; the skewed threshold gets half of 4.
+    assert scores["wrong"] == {"square": 1, "sum_of_squares": 3, "square_backward": 3, "pair_sum": 2,
+                               "fit_threshold": 2}
+    assert scores["blank"] == dict.fromkeys(scores["right"], 0)
+    rec = record.load(TINY, "wrong", tiny)
+    assert rec.cells["test_pair_sum_speed"].codes == ["too_slow"]
+    assert rec.cells["test_fit_threshold_accuracy"].fraction == 0.5
     graded = tiny / "autograded" / "right" / TINY
     assert not (graded / "grading").exists()

@@ -37,6 +37,8 @@ class Verdict:
     passed: bool
     messages: list[str] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    #: ``min_score`` checks: the share of the cell's points earned (None: all or nothing).
+    fraction: float | None = None
 
     @property
     def message(self) -> str:
@@ -102,7 +104,28 @@ def _same_shape(got: np.ndarray, exp: np.ndarray, what: str) -> None:
                        f"expected {tuple(exp.shape)}", "wrong_shape")
 
 
+def _keys(got: Any, exp: dict, what: str) -> dict:
+    """A returned dictionary with exactly the expected keys (parameters, gradients)."""
+    if not isinstance(got, dict):
+        raise Mismatch(f"{what} should be a dict with keys {', '.join(sorted(exp))}, got {_describe(got)}",
+                       "wrong_keys")
+    if set(got) != set(exp):
+        raise Mismatch(f"{what} should have the keys {', '.join(sorted(exp))}", "wrong_keys")
+    return got
+
+
 def _close(got: Any, exp: Any, what: str) -> None:
+    if isinstance(exp, dict):
+        got = _keys(got, exp, what)
+        for key in sorted(exp):
+            _close(got[key], exp[key], f"{what}[{key!r}]")
+        return
+    if isinstance(exp, tuple | list):
+        if not isinstance(got, tuple | list) or len(got) != len(exp):
+            raise Mismatch(f"{what} should be a tuple of {len(exp)}, got {_describe(got)}", "not_a_tuple")
+        for k, (g, e) in enumerate(zip(got, exp, strict=True)):
+            _close(g, e, f"{what}[{k}]")
+        return
     g = _array(got, what)
     e = _array(exp, "expected")
     _same_shape(g, e, what)
@@ -151,13 +174,13 @@ def _scalar_value(got: Any) -> float:
 
 def _select(check: Check, value: Any, what: str = "output") -> Any:
     """The item of a returned tuple that the check compares (the whole result when ``output`` is unset)."""
-    return value if check.output is None else _item(value, check.output, what)
+    return value if not isinstance(check.output, int) else _item(value, check.output, what)
 
 
 def _compare(check: Check, args: Any, got: Any, exp: Any, skip: frozenset[str] = frozenset()) -> None:
     kind, what = check.compare, check.what
     if kind == "shape":
-        _same_shape(_array(_select(check, got), what), _array(_select(check, exp, "expected"), "expected"), what)
+        _shapes(_select(check, got), _select(check, exp, "expected"), what)
     elif kind == "array":
         _close(_select(check, got), _select(check, exp, "expected"), what)
     elif kind in ("scalar", "scalar_strict"):
@@ -171,12 +194,19 @@ def _compare(check: Check, args: Any, got: Any, exp: Any, skip: frozenset[str] =
             raise Mismatch("the value is wrong", "wrong_values")
     elif kind == "holds_inputs":
         _holds_inputs(check, args, got)
+    elif kind == "speedup":
+        _speedup(check, got, exp)
     elif kind == "gradient":
-        values = (got,) if len(check.returns) == 1 else None
+        if check.output == "dict":
+            got = _keys(got, {n: None for n in check.returns}, "the result")
         for k, name in enumerate(check.returns):
             if name not in check.gradients or name in skip:
                 continue
-            _grad(values[0] if values else _item(got, k, "output"), exp[name], name)
+            if check.output == "dict":
+                value = got[name]
+            else:
+                value = got if len(check.returns) == 1 else _item(got, k, "output")
+            _grad(value, exp[name], name)
     elif kind == "bool_array":
         arr = _array(_select(check, got), what)
         e = _array(_select(check, exp, "expected"), "expected")
@@ -190,13 +220,36 @@ def _compare(check: Check, args: Any, got: Any, exp: Any, skip: frozenset[str] =
         raise ValueError(f"unknown check kind {kind}")
 
 
+def _speedup(check: Check, got: Any, exp: Any) -> None:
+    """Right on inputs nobody saw before, and at least ``min_ratio`` times faster than the course's loops."""
+    _close(_select(check, got), _select(check, exp["expected"], "expected"), check.what)
+    timing = exp.get("timing")
+    if not timing or timing["fast_seconds"] <= 0:
+        raise Mismatch("could not be timed", "not_graded")
+    ratio = timing["loop_seconds"] / timing["fast_seconds"]
+    if ratio < check.min_ratio:
+        raise Mismatch(f"{ratio:.1f} times as fast as the loop version; this check needs "
+                       f"{check.min_ratio:g} times", "too_slow")
+
+
+def _shapes(got: Any, exp: Any, what: str) -> None:
+    if isinstance(exp, dict):
+        got = _keys(got, exp, what)
+        for key in sorted(exp):
+            _shapes(got[key], exp[key], f"{what}[{key!r}]")
+        return
+    _same_shape(_array(got, what), _array(exp, "expected"), what)
+
+
 def _holds_inputs(check: Check, args: Any, got: Any) -> None:
     """The selected output is a tuple holding the inputs the function was given (a cache)."""
     if check.output != 0:
-        # Only the held tuple is judged here: the main output's values have cells of their own.
+        # Only the held value is judged here: the main output's values have cells of their own.
         _array(_item(got, 0, "output"), "the output")
     held = _select(check, got)
     names = [n for n, _ in check.holds]
+    if len(names) == 1 and not isinstance(args[check.holds[0][1]], tuple | list):
+        held = (held,)  # a cache that is the one input itself (ReLU keeps Z)
     if not isinstance(held, tuple | list) or len(held) != len(names):
         raise Mismatch(f"{check.what} should be a tuple ({', '.join(names)}), got {_describe(held)}", "wrong_cache")
     for (name, index), stored in zip(check.holds, held, strict=True):
@@ -212,13 +265,35 @@ def _holds_inputs(check: Check, args: Any, got: Any) -> None:
                            "wrong_cache") from None
 
 
+def scale_fraction(check: Check, score: float) -> float:
+    """The share of the points a score earns on the check's scale (the highest step it reaches)."""
+    return max((fraction for threshold, fraction in check.scale if score >= threshold), default=0.0)
+
+
+def _judge_score(check: Check, verdict: Verdict, describe: str, value: Any, scorer: Callable[[Any], float]) -> None:
+    score = float(scorer(value))
+    if not math.isfinite(score):
+        raise Mismatch("the result could not be scored", "unreadable_result")
+    fraction = scale_fraction(check, score)
+    verdict.fraction = fraction if verdict.fraction is None else min(verdict.fraction, fraction)
+    full = min((t for t, f in check.scale if f >= 1.0), default=None)
+    if fraction >= 1.0:
+        return
+    target = f" (full points from {full:.3f})" if full is not None else ""
+    if fraction > 0:
+        verdict.fail(check, "partial_score", f"scored {score:.3f}: {fraction:.0%} of the points{target}", describe)
+    else:
+        verdict.fail(check, "below_threshold", f"scored {score:.3f}, below the lowest step of the scale{target}",
+                     describe)
+
+
 def _default_error(result: dict) -> tuple[str, str]:
     return "failed", "failed"
 
 
 def judge(check: Check, items: list[tuple[str, Any, Any]], results: list[dict],
           describe_error: Callable[[dict], tuple[str, str]] = _default_error,
-          skip: frozenset[str] = frozenset()) -> Verdict:
+          skip: frozenset[str] = frozenset(), scorer: Callable[[Any], float] | None = None) -> Verdict:
     """Judge one check.
 
     ``items`` are ``(describe, args, expected)`` from the hidden data and
@@ -227,6 +302,8 @@ def judge(check: Check, items: list[tuple[str, Any, Any]], results: list[dict],
     code and words.
     A missing result fails its case. ``skip`` names gradients that an earlier
     cell of the same function already charged, so one bug costs its points once.
+    ``min_score`` checks score the result with ``scorer`` (trusted code of the
+    assignment) and earn a share of the points on the check's scale.
     """
     verdict = Verdict(check.grade_id, True)
     for k, (describe, args, expected) in enumerate(items):
@@ -236,18 +313,29 @@ def judge(check: Check, items: list[tuple[str, Any, Any]], results: list[dict],
             if result.get("status") != "ok":
                 code, message = describe_error(result)
                 raise Mismatch(message, code)
-            _compare(check, args, result.get("value"), expected, skip)
+            if check.compare == "min_score":
+                if scorer is None:
+                    raise Mismatch("the grader has no scorer for this check", "grading_gave_up")
+                _judge_score(check, verdict, describe, result.get("value"), scorer)
+            else:
+                _compare(check, args, result.get("value"), expected, skip)
         except Mismatch as exc:
             verdict.fail(check, exc.code, str(exc), describe)
         except Exception as exc:  # a malformed result must fail, never crash the grader
             verdict.fail(check, "unreadable_result", f"could not read the result ({type(exc).__name__})", describe)
+    if check.compare == "min_score" and any(f.code not in ("partial_score", "below_threshold")
+                                            for f in verdict.failures):
+        verdict.fraction = 0.0  # a case that could not be scored at all earns nothing
     return verdict
 
 
 def _primary(check: Check, value: Any) -> list[np.ndarray] | None:
     """The arrays a function's main output consists of, or None when it has none to compare."""
-    if check.output is not None:
+    if isinstance(check.output, int):
         value = value[0] if isinstance(value, tuple | list) and value else None
+    if isinstance(value, dict):
+        parts = [_primary_leaf(value[k]) for k in sorted(value)]
+        return None if not parts or any(p is None for p in parts) else parts  # type: ignore[return-value]
     if check.compare == "gradient" and len(check.returns) > 1:
         if not isinstance(value, tuple | list):
             return None
@@ -291,7 +379,7 @@ def probe_failure(probe: Check, items: list[tuple[str, Any, Any]], results: list
 
 def _as_result(check: Check, expected: Any) -> Any:
     """Expected gradients are stored by name; line them up like the returned tuple."""
-    if check.compare == "gradient" and isinstance(expected, dict):
+    if check.compare == "gradient" and isinstance(expected, dict) and check.output != "dict":
         values = tuple(expected[n] for n in check.returns)
         return values if len(values) > 1 else values[0]
     return expected

@@ -34,6 +34,10 @@ FAILURE_LABELS: dict[str, str] = {
     "wrong_shape": "wrong shape",
     "wrong_gradient": "gradient check failed",
     "wrong_cache": "wrong cache",
+    "wrong_keys": "a dict with the wrong keys",
+    "partial_score": "partial credit on the check's scale",
+    "below_threshold": "score below the scale's lowest step",
+    "too_slow": "not fast enough",
     "not_an_array": "returned something that is not an array",
     "not_numeric": "returned an array that does not hold numbers",
     "not_finite": "returned NaN or infinity",
@@ -91,6 +95,8 @@ class CellResult:
     failures: list[Failure] = field(default_factory=list)
     function: str = ""
     prop: str = ""
+    #: Partial credit: the share of the cell's points earned (None when the cell is all or nothing).
+    fraction: float | None = None
 
     @property
     def codes(self) -> list[str]:
@@ -205,7 +211,12 @@ def _cell(value: Any) -> CellResult:
     function, prop = value.get("function", ""), value.get("prop", "")
     if not isinstance(function, str) or not isinstance(prop, str):
         raise RecordError("grading record field 'cells' has the wrong type")
-    return CellResult(bool(_typed(value.get("passed"), bool, "passed")), failures, function, prop)
+    fraction = value.get("fraction")
+    if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, int | float)
+                                 or not 0.0 <= fraction <= 1.0):
+        raise RecordError("grading record field 'fraction' must be a number from 0 to 1")
+    return CellResult(bool(_typed(value.get("passed"), bool, "passed")), failures, function, prop,
+                      None if fraction is None else float(fraction))
 
 
 def record_path(assignment: str, student: str, root: Path | None = None) -> Path:

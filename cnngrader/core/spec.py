@@ -31,6 +31,12 @@ convolution is. Kinds of comparison (``compare``):
 ``gradient``
     named gradients, each compared by relative error; a check may compare a
     subset of what the function returns;
+``speedup``
+    right on inputs of the case's shapes with values drawn at grading time,
+    and at least ``min_ratio`` times faster than ``baseline`` (released course
+    code, ``file.py:function`` in the source folder). The sandbox's runner
+    times both: the baseline in its own process, the student's function from
+    outside the student's process, from handing over the inputs to the result;
 ``min_score``
     a property graded by the trusted side: the function's result is scored
     by a scorer declared in the spec (for instance the accuracy of returned
@@ -62,7 +68,7 @@ import numpy as np
 from cnngrader.core import paths
 
 COMPARE_KINDS = frozenset({"shape", "array", "scalar", "scalar_strict", "bool_array", "holds_inputs", "gradient",
-                           "min_score"})
+                           "min_score", "speedup"})
 EXPECT_KINDS = frozenset({"reference", "numeric_gradient", "none"})
 
 
@@ -114,8 +120,9 @@ class Check:
     compare: str
     cases: tuple[Case, ...] = field(default=())
     expect: str = "reference"
-    #: Index of the returned tuple's item that is compared (None: the whole result).
-    output: int | None = None
+    #: Index of the returned tuple's item that is compared (None: the whole result; "dict":
+    #: for ``gradient``, the result is a dict of the named gradients).
+    output: int | str | None = None
     #: What a message calls the compared value.
     what: str = "the output"
     #: ``gradient``: the names of the returned gradients, in order, and the ones this check compares.
@@ -126,6 +133,9 @@ class Check:
     #: ``min_score``: the scorer's name in the spec, and (score, fraction of the points) steps.
     scorer: str = ""
     scale: tuple[tuple[float, float], ...] = ()
+    #: ``speedup``: the course's slow version (``file.py:function`` in the source folder) and the ratio needed.
+    baseline: str = ""
+    min_ratio: float = 0.0
 
     @property
     def kind(self) -> str:
@@ -147,7 +157,7 @@ class Function:
 
 @dataclass(frozen=True)
 class Scorer:
-    """A trusted scorer for ``min_score`` checks: ``module:function`` in the grading folder, and its data file."""
+    """A trusted scorer for ``min_score`` checks: ``module:function`` and a data file, both in the grading folder."""
 
     name: str
     call: str
@@ -237,9 +247,9 @@ class Assignment:
         module, _, attr = dotted.partition(":")
         return getattr(self.module(module), attr)
 
-    def scorer_data(self, scorer: Scorer, root: Path | None = None) -> Path:
-        """A scorer's instructor-only data file, under ``grader_data/``."""
-        return paths.grader_data_dir(root) / scorer.data
+    def scorer_data(self, scorer: Scorer) -> Path:
+        """A scorer's instructor-only data file, in the grading folder (never released)."""
+        return self.folder / scorer.data
 
 
 def load_module(path: Path, name: str) -> ModuleType:
@@ -284,7 +294,7 @@ def _cases(where: str, raw: Any, makers: ModuleType) -> tuple[Case, ...]:
 
 
 _CHECK_KEYS = {"grade_id", "function", "points", "property", "compare", "cases", "expect", "output", "what",
-               "returns", "gradients", "holds", "scorer", "scale"}
+               "returns", "gradients", "holds", "scorer", "scale", "baseline", "min_ratio"}
 
 
 def _check(where: str, raw: dict, makers: ModuleType, function: str | None = None) -> Check:
@@ -297,7 +307,7 @@ def _check(where: str, raw: dict, makers: ModuleType, function: str | None = Non
     compare = raw.get("compare")
     if compare not in COMPARE_KINDS:
         raise SpecError(f"{where}: compare must be one of {sorted(COMPARE_KINDS)}, got {compare!r}")
-    expect = raw.get("expect", "none" if compare == "min_score" else "reference")
+    expect = raw.get("expect", "none" if compare in ("min_score", "speedup") else "reference")
     if expect not in EXPECT_KINDS:
         raise SpecError(f"{where}: expect must be one of {sorted(EXPECT_KINDS)}, got {expect!r}")
     returns = tuple(raw.get("returns", ()))
@@ -310,6 +320,15 @@ def _check(where: str, raw: dict, makers: ModuleType, function: str | None = Non
     scale = tuple((float(s), float(f)) for s, f in raw.get("scale", ()))
     if compare == "min_score" and (not raw.get("scorer") or not scale):
         raise SpecError(f"{where}: a min_score check needs 'scorer' and 'scale' = [[score, fraction], ...]")
+    if compare == "speedup":
+        baseline = raw.get("baseline", "")
+        if not isinstance(baseline, str) or ":" not in baseline or not float(raw.get("min_ratio", 0)) > 0:
+            raise SpecError(f"{where}: a speedup check needs baseline = \"file.py:function\" and min_ratio > 0")
+        if len(raw.get("cases", [])) != 1:
+            raise SpecError(f"{where}: a speedup check times exactly one case")
+    output = raw.get("output")
+    if not (output is None or output == "dict" or (isinstance(output, int) and not isinstance(output, bool))):
+        raise SpecError(f"{where}: output must be an index into the returned tuple, or \"dict\"")
     points = raw.get("points", 0)
     if not isinstance(points, int) or points < 0:
         raise SpecError(f"{where}: points must be a non-negative integer")
@@ -318,9 +337,9 @@ def _check(where: str, raw: dict, makers: ModuleType, function: str | None = Non
         raise SpecError(f"{where}: grade_id must be an identifier")
     return Check(grade_id=grade_id, function=fn, points=points, prop=str(raw.get("property", "")),
                  compare=compare, cases=_cases(f"{where} ({grade_id})", raw.get("cases", []), makers),
-                 expect=expect, output=raw.get("output"), what=str(raw.get("what", "the output")),
+                 expect=expect, output=output, what=str(raw.get("what", "the output")),
                  returns=returns, gradients=gradients, holds=holds, scorer=str(raw.get("scorer", "")),
-                 scale=scale)
+                 scale=scale, baseline=str(raw.get("baseline", "")), min_ratio=float(raw.get("min_ratio", 0.0)))
 
 
 def load_file(spec_file: Path) -> Assignment:

@@ -304,6 +304,13 @@ def verdict_outputs(passed: bool, message: str) -> list[NotebookNode]:
                          traceback=["HiddenTestFailure: hidden tests failed", *lines])]
 
 
+def partial_outputs(message: str, score: float) -> list[NotebookNode]:
+    """Partial credit as nbgrader reads it: the message, then the score as the cell's value."""
+    return [NotebookNode(output_type="stream", name="stdout", text=message + "\n"),
+            NotebookNode(output_type="execute_result", execution_count=None, metadata={},
+                         data={"text/plain": repr(score)})]
+
+
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cnn-verdicts")
 
 
@@ -468,6 +475,9 @@ class TrustedVerdicts(NbGraderPreprocessor):
                 elif verdict.passed:
                     check = registry[verdict.grade_id]
                     cell.outputs = verdict_outputs(True, f"Hidden tests passed: {check.function} - {check.prop}")
+                elif verdict.fraction:
+                    points = float(cell.metadata.get("nbgrader", {}).get("points") or 0)
+                    cell.outputs = partial_outputs(verdict.message, round(points * verdict.fraction, 2))
                 else:
                     cell.outputs = verdict_outputs(False, verdict.message)
             scrub_hidden_text(nb)
@@ -509,7 +519,7 @@ class TrustedVerdicts(NbGraderPreprocessor):
             limits_hit={fn: code for fn, code in codes.items() if code in LIMIT_CODES},
             wall_timeouts=list(run.wall_timeouts),
             errors=list(run.errors),
-            cells={gid: CellResult(v.passed, list(v.failures), *_function_prop(spec_, gid))
+            cells={gid: CellResult(v.passed, list(v.failures), *_function_prop(spec_, gid), v.fraction)
                    for gid, v in run.verdicts.items()},
             verdict_wait_seconds=round(seconds, 3),
         ))

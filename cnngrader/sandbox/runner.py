@@ -278,9 +278,9 @@ class _HelperProxy:
         return proxy
 
 
-def _student(job: dict, inputs: dict, out_fd: int, helper_fd: int | None) -> None:
+def _student(job: dict, inputs: dict, out_fd: int, helper_fd: int | None, timed_fd: int | None = None) -> None:
     limits = job["limits"]
-    keep = {out_fd} | ({helper_fd} if helper_fd is not None else set())
+    keep = {out_fd} | ({helper_fd} if helper_fd is not None else set()) | ({timed_fd} if timed_fd is not None else set())
     # A session of its own: kill(0) and killpg reach only this process's own group.
     os.setsid()
     jail.close_fds_except(keep)
@@ -306,9 +306,71 @@ def _student(job: dict, inputs: dict, out_fd: int, helper_fd: int | None) -> Non
         helpers = {name: proxy.make(name) for name in job["helpers"]}
     if job.get("blocked"):
         block_forward_passes(namespace, job["blocked"], job["function"])
+    timed = set(job.get("timed_ids", ()))
     for grade_id in job["checks"]:
-        results = run_cases(namespace, job["function"], inputs.get(grade_id, []), helpers)
+        if grade_id in timed and timed_fd is not None:
+            # A timed check's inputs exist only once the runner sends them, so nothing can be
+            # computed ahead; the runner's clock runs from that moment to this check's result.
+            emit(b"W", b"")
+            _, payload = _read_frame_fd(timed_fd, MAX_JOB)
+            args = codec.loads(payload, max_bytes=MAX_JOB)
+            results = run_cases(namespace, job["function"], args, helpers)
+        else:
+            results = run_cases(namespace, job["function"], inputs.get(grade_id, []), helpers)
         emit(b"R", encode_results(results))
+
+
+def _read_frame_fd(fd: int, max_bytes: int) -> tuple[bytes, bytes]:
+    def exact(n: int) -> bytes:
+        chunks = []
+        while n:
+            chunk = os.read(fd, min(n, 1 << 20))
+            if not chunk:
+                raise EOFError("the runner closed the timing pipe")
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    kind, length = codec.FRAME_HEAD.unpack(exact(codec.FRAME_HEAD.size))
+    if length > max_bytes:
+        raise ValueError("frame too large")
+    return kind, exact(length)
+
+
+# --------------------------------------------------------------------------
+# Timed checks: fresh inputs, a trusted baseline and the runner's clock
+# --------------------------------------------------------------------------
+
+def fresh_like(template: Any, rng: Any) -> Any:
+    """``template`` with every float array replaced by standard normal values of the same shape."""
+    import numpy as np
+
+    if isinstance(template, np.ndarray) and template.dtype.kind == "f":
+        return rng.standard_normal(template.shape)
+    if isinstance(template, tuple):
+        return tuple(fresh_like(t, rng) for t in template)
+    if isinstance(template, list):
+        return [fresh_like(t, rng) for t in template]
+    if isinstance(template, dict):
+        return {k: fresh_like(v, rng) for k, v in template.items()}
+    return template
+
+
+def timed_inputs(template_cases: list[Any], seed: int) -> list[Any]:
+    """The inputs of a timed check: the hidden cases' shapes, with values nobody saw before grading."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [fresh_like(codec.to_args(case), rng) for case in template_cases]
+
+
+def _baseline(spec: dict) -> Callable:
+    """The course's own slow version (released code, read from the course copy, never the student's)."""
+    import numpy as np
+
+    namespace: dict[str, Any] = {"np": np, "__name__": "baseline"}
+    exec(compile(spec["source"], "<baseline>", "exec"), namespace)  # noqa: S102 - course code, not student code
+    return namespace[spec["function"]]
 
 
 def _run_function(chan: socket.socket, helper_fd: int | None) -> int:
@@ -318,6 +380,9 @@ def _run_function(chan: socket.socket, helper_fd: int | None) -> int:
     if kind != b"J":
         return 2
     job = json.loads(header)
+    # What the student process must not see: the seeds of the timed inputs and the baseline.
+    timing = {"timed": job.pop("timed", {}), "baseline": job.pop("baseline", None)}
+    job["timed_ids"] = list(timing["timed"])
     kind, raw_inputs = _recv_frame(chan, MAX_JOB)
     inputs = codec.loads(raw_inputs, max_bytes=MAX_JOB)
     kind, files = _recv_frame(chan, MAX_JOB)
@@ -326,25 +391,70 @@ def _run_function(chan: socket.socket, helper_fd: int | None) -> int:
         jail.enter({"/tmp": limits["tmp"], job["home"]: limits["home"], "/dev/shm": limits["shm"]})
     _write_files(files, job["home"])
     r, w = os.pipe()
+    tr, tw = os.pipe() if timing["timed"] else (None, None)
     pid = os.fork()
     if pid == 0:
         code = 0
         try:
             os.close(r)
+            if tw is not None:
+                os.close(tw)
             chan.close()
-            _student(job, inputs, w, helper_fd)
+            _student(job, inputs, w, helper_fd, tr)
         except BaseException:  # noqa: BLE001 - a failure before or after student code
             code = SETUP_FAILED
         finally:
             os._exit(code)
     os.close(w)
+    if tr is not None:
+        os.close(tr)
     if helper_fd is not None:
         os.close(helper_fd)
-    _relay(chan, r, pid, limits, len(job["checks"]))
+    clock = _Clock(job["checks"], inputs, timing, tw) if tw is not None else None
+    _relay(chan, r, pid, limits, len(job["checks"]), clock)
     return 0
 
 
-def _relay(chan: socket.socket, r: int, pid: int, limits: dict, n_checks: int) -> None:
+class _Clock:
+    """Times the timed checks from the runner: the baseline here, the student's function from outside."""
+
+    def __init__(self, checks: list[str], inputs: dict, timing: dict, fd: int):
+        self.queue = [g for g in checks if g in timing["timed"]]
+        self.inputs, self.timed, self.fd = inputs, timing["timed"], fd
+        self.baseline = _baseline(timing["baseline"]) if timing["baseline"] else None
+        self.started: float | None = None
+        self.current: tuple[str, float, int] | None = None
+
+    def send(self) -> None:
+        """The student waits for the next timed check: time the baseline, then hand over the inputs."""
+        if not self.queue:
+            return
+        grade_id = self.queue.pop(0)
+        spec = self.timed[grade_id]
+        args = timed_inputs(self.inputs.get(grade_id, []), int(spec["seed"]))
+        loop = 0.0
+        if self.baseline is not None:
+            for case in args:
+                start = time.perf_counter()
+                self.baseline(*case)
+                loop += time.perf_counter() - start
+        payload = codec.dumps(args)
+        self.current = (grade_id, loop, len(args))
+        self.started = time.perf_counter()
+        os.write(self.fd, codec.frame(b"I", payload))
+
+    def stop(self) -> dict | None:
+        """The timed check's result arrived: the seconds each side took."""
+        if self.current is None or self.started is None:
+            return None
+        grade_id, loop, calls = self.current
+        fast = time.perf_counter() - self.started
+        self.current = self.started = None
+        return {"grade_id": grade_id, "loop_seconds": round(loop, 6), "fast_seconds": round(fast, 6),
+                "calls": calls}
+
+
+def _relay(chan: socket.socket, r: int, pid: int, limits: dict, n_checks: int, clock: _Clock | None = None) -> None:
     """Forward the student's frames with a byte cap and a deadline, then report how it ended."""
     reader = codec.FrameReader(max_frame=limits["result_bytes"])
     deadline = time.monotonic() + limits["wall"]
@@ -372,8 +482,13 @@ def _relay(chan: socket.socket, r: int, pid: int, limits: dict, n_checks: int) -
         for kind, payload in reader.frames():
             if kind == b"P":
                 _send(chan, b"P", payload[:65536])
+            elif kind == b"W" and clock is not None:
+                clock.send()
             elif kind == b"R" and seq < n_checks:
+                timing = clock.stop() if clock is not None else None
                 _send(chan, b"R", struct.pack("<I", seq) + payload)
+                if timing is not None:
+                    _send(chan, b"T", json.dumps(timing).encode())
                 seq += 1
         if reader.error:
             status = {"status": "too_large"}

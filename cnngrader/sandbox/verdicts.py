@@ -81,6 +81,8 @@ class FunctionRun:
     wall_timeout: bool = False
     cpu: float = 0.0
     error: str | None = None
+    #: Timed checks: the runner's measurements, by grade id.
+    timings: dict[str, dict] = field(default_factory=dict)
 
 
 def student_cells(nb: NotebookNode) -> list[str]:
@@ -339,6 +341,10 @@ class Zygote:
                     (seq,) = struct.unpack("<I", payload[:4])
                     if seq < len(checks):
                         out.results[checks[seq]] = _parse_results(payload[4:], limits)
+                elif kind == b"T":
+                    timing = _parse_timing(payload, checks)
+                    if timing is not None:
+                        out.timings[timing["grade_id"]] = timing
                 elif kind == b"S":
                     status = _parse_status(payload)
                 elif kind == b"F":
@@ -448,6 +454,20 @@ def _parse_results(payload: bytes, limits: Limits) -> list[dict]:
                                            "why": "the result is not in the expected format"} for r in results]
 
 
+def _parse_timing(payload: bytes, checks: list[str]) -> dict | None:
+    """The runner's own timing frame (the runner is trusted; the shape is checked anyway)."""
+    try:
+        info = json.loads(payload.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(info, dict) or info.get("grade_id") not in checks:
+        return None
+    seconds = [info.get("loop_seconds"), info.get("fast_seconds")]
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in seconds):
+        return None
+    return {"grade_id": info["grade_id"], "loop_seconds": float(seconds[0]), "fast_seconds": float(seconds[1])}
+
+
 def _parse_status(payload: bytes) -> dict:
     try:
         status = json.loads(payload.decode("utf-8"))
@@ -487,6 +507,7 @@ def run_verdicts(nb: NotebookNode, workdir: Path | None, data: HiddenData, limit
         spec_fn = assignment.function(fn)
         job = {"function": fn, "cells": cells, "checks": ids, "helpers": list(spec_fn.helpers),
                "blocked": list(spec_fn.blocked)}
+        seeds = timed_job(job, assignment, fn_checks)
         helper_sources = {h: data.helpers[h] for h in spec_fn.helpers} or None
         fn_group = group.child(f"fn-{fn}", memory=limits.memory_bytes, pids=limits.pids) if group else None
         result = zygote.run_function(fn, job, codec.dumps(codec.to_args(inputs)), helper_sources, fn_group, files)
@@ -505,17 +526,67 @@ def run_verdicts(nb: NotebookNode, workdir: Path | None, data: HiddenData, limit
         charged: set[str] = set()
         for check in fn_checks:
             items = data.cases(check.grade_id)
+            if check.grade_id in seeds:
+                items = timed_items(assignment, check, items, seeds[check.grade_id],
+                                    result.timings.get(check.grade_id))
             results = result.results.get(check.grade_id)
             if results is None:
                 results = [{"status": "error", "error": "process", "note": result.note, "code": result.code}] * len(items)
             skip = charged_gradients(check, charged)
-            verdict = judge(check, items, results, context.describe_error, skip)
+            verdict = judge(check, items, results, context.describe_error, skip, scorer_for(assignment, check))
             if not verdict.passed and check.compare == "gradient" and set(check.gradients) < set(check.returns):
                 charged |= set(check.gradients)
             if probe_note and verdict.passed:
                 verdict = failed(check, "placeholder", probe_note)
             run.verdicts[check.grade_id] = verdict
     return run
+
+
+def timed_job(job: dict, assignment: Any, checks: list[Check]) -> dict[str, int]:
+    """Add the timed checks to a runner job: a fresh seed each, and the course's baseline source.
+
+    The seeds never reach the student process (the runner takes them out of
+    the job before it forks), so the timed inputs cannot be computed ahead.
+    """
+    import secrets
+
+    timed = [c for c in checks if c.compare == "speedup"]
+    if not timed:
+        return {}
+    seeds = {c.grade_id: secrets.randbits(62) for c in timed}
+    job["timed"] = {gid: {"seed": seed} for gid, seed in seeds.items()}
+    module, _, function = timed[0].baseline.partition(":")
+    job["baseline"] = {"source": (assignment.source_folder / module).read_text(encoding="utf-8"),
+                       "function": function}
+    return seeds
+
+
+def timed_items(assignment: Any, check: Check, items: list, seed: int, timing: dict | None) -> list:
+    """The timed check's cases as the student saw them (fresh values) and what they are judged against."""
+    from cnngrader.core.reference import load_reference
+
+    fresh = runner.timed_inputs([args for _, args, _ in items], seed)
+    reference = load_reference(assignment.notebook)[check.function]
+    out = []
+    for (describe, _, _), args in zip(items, fresh, strict=True):
+        expected = codec.loads(codec.dumps(reference(*codec.to_args(codec.loads(codec.dumps(args))))))
+        out.append((describe, codec.loads(codec.dumps(args)), {"expected": expected, "timing": timing}))
+    return out
+
+
+def scorer_for(assignment: Any, check: Check) -> Any:
+    """The trusted scorer of a ``min_score`` check, bound to its instructor-only data (else None).
+
+    A scorer is ``module:function`` in the assignment's grading folder, called
+    as ``function(result, data_file, assignment)`` on the decoded result in
+    this process, never in the student's.
+    """
+    if check.compare != "min_score":
+        return None
+    scorer = assignment.scorers[check.scorer]
+    function = assignment.resolve(scorer.call)
+    data = assignment.scorer_data(scorer)
+    return lambda value: function(value, data, assignment)
 
 
 def charged_gradients(check: Check, charged: set[str]) -> frozenset[str]:
@@ -636,11 +707,34 @@ def run_in_process(namespace: dict[str, Any], grade_id: str, data: HiddenData) -
     check = data.spec.by_grade_id()[grade_id]
     items = data.cases(grade_id)
     helpers = reference_helpers(data.helpers, data.spec.function(check.function).helpers)
+    if check.compare == "speedup":
+        return _speedup_in_process(namespace, check, items, data, helpers)
     raw = runner.run_cases(namespace, check.function, [args for _, args, _ in items], helpers)
     # Round-trip through the codec so the judge sees exactly what the sandbox path would send.
     results = codec.loads(runner.encode_results(raw))
     blocked = data.spec.function(check.function).blocked
-    return judge(check, items, results, _Context(check.function, [], [], "", blocked).describe_error)
+    return judge(check, items, results, _Context(check.function, [], [], "", blocked).describe_error,
+                 scorer=scorer_for(data.spec, check))
+
+
+def _speedup_in_process(namespace: dict[str, Any], check: Check, items: list, data: HiddenData,
+                        helpers: dict[str, Any]) -> Verdict:
+    """A timed check under validate: the same fresh inputs and baseline, timed in this one process."""
+    job: dict[str, Any] = {}
+    seeds = timed_job(job, data.spec, [check])
+    baseline = runner._baseline(job["baseline"])
+    fresh = runner.timed_inputs([args for _, args, _ in items], seeds[check.grade_id])
+    loop = 0.0
+    for args in fresh:
+        start = time.perf_counter()
+        baseline(*args)
+        loop += time.perf_counter() - start
+    start = time.perf_counter()
+    raw = runner.run_cases(namespace, check.function, codec.loads(codec.dumps(fresh)), helpers)
+    timing = {"loop_seconds": loop, "fast_seconds": time.perf_counter() - start}
+    results = codec.loads(runner.encode_results(raw))
+    items = timed_items(data.spec, check, items, seeds[check.grade_id], timing)
+    return judge(check, items, results, _Context(check.function, [], []).describe_error)
 
 
 def reference_helpers(sources: dict[str, str], names: Any) -> dict[str, Any]:
