@@ -44,7 +44,7 @@ c.Exchange.root = os.environ.get("CNN_EXCHANGE") or str(HERE / "exchange")
 
 # Due dates and the late policy (cnngrader/glue/term.py): 10% of the earned score per started day
 # late after 15 minutes of grace, at most 50%.
-c.CnnTerm.due_dates = {"conv_step_by_step": "2027-01-29 23:59:00 UTC"}
+c.CnnTerm.due_dates = {"conv_step_by_step": "2027-01-29 23:59:00 UTC", "train_cnn": "2027-02-19 23:59:00 UTC"}
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 

@@ -233,4 +233,4 @@ def test_demo_refuses_a_folder_it_did_not_make(term, tmp_path):
 def test_student_config_names_the_course():
     text = (REPO / "student" / "nbgrader_config.py").read_text()
     assert f'course_id = "{paths.course_id()}"' in text
-    assert "course_id = COURSE_ID" in (REPO / "nbgrader_config.py").read_text()
+    assert "course_id = course_id(HERE)" in (REPO / "nbgrader_config.py").read_text()

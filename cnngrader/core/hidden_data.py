@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 
 from cnngrader.core import codec, paths, reference, spec
-from cnngrader.core.spec import Assignment, Case, Check
+from cnngrader.core.spec import Assignment, Case, Check, Computed
 
 EPS = 1e-6
 
@@ -78,14 +78,38 @@ def _gradients(assignment: Assignment, ref: dict[str, Callable], check: Check, c
         out = forward(*fargs, **setup.forward_kwargs)
         return float(np.sum((out if setup.output is None else out[setup.output]) * setup.upstream))
 
-    grads = {name: numeric_gradient(loss, fargs[index], assignment) for name, index in setup.wrt.items()}
+    grads = {name: numeric_gradient(loss, _at(fargs, where), assignment) for name, where in setup.wrt.items()}
     got = ref[check.function](*_copy(case.args))
-    got = (got,) if len(check.returns) == 1 else got
-    for name, value in zip(check.returns, got, strict=True):
-        err = relative_error(value, grads[name])
+    if check.output == "dict":
+        values = dict(got)
+    else:
+        values = dict(zip(check.returns, (got,) if len(check.returns) == 1 else got, strict=True))
+    for name in grads:
+        err = relative_error(values[name], grads[name])
         if err > 1e-7:
             raise AssertionError(f"reference {check.function} {name} disagrees with the numeric gradient ({err:.1e})")
     return grads
+
+
+def _at(args: Any, where: Any) -> np.ndarray:
+    """The forward argument a gradient is taken with respect to: an index, or a path of indices and keys."""
+    for step in (where if isinstance(where, list | tuple) else (where,)):
+        args = args[step]
+    return args
+
+
+def resolve(value: Any, ref: dict[str, Callable]) -> Any:
+    """``value`` with every :class:`Computed` argument replaced by what the reference returns."""
+    if isinstance(value, Computed):
+        out = ref[value.function](*_copy(resolve(value.args, ref)))
+        return out if value.output is None else out[value.output]
+    if isinstance(value, tuple):
+        return tuple(resolve(v, ref) for v in value)
+    if isinstance(value, list):
+        return [resolve(v, ref) for v in value]
+    if isinstance(value, dict):
+        return {k: resolve(v, ref) for k, v in value.items()}
+    return value
 
 
 def expected_for(assignment: Assignment, ref: dict[str, Callable], check: Check, case: Case) -> Any:
@@ -137,13 +161,15 @@ def build(out: Path | None = None, notebook: Path | None = None, assignment: Ass
         h5.attrs["digest"] = reference.source_digest(notebook)
         h5.attrs["assignment"] = assignment.name
         helpers = h5.create_group("helpers")
+        whole = reference.bundle(notebook)
         for name in sorted({h for hs in assignment.helpers.values() for h in hs}):
-            helpers.attrs[name] = solutions[name]
+            helpers.attrs[name] = whole or solutions[name]
         root = h5.create_group("checks")
         for check in (*assignment.checks, *assignment.probes().values()):
             g = root.create_group(check.grade_id)
             expected = []
             for k, case in enumerate(check.cases):
+                case = Case(resolve(case.args, ref), case.describe, case.gradient)
                 cg = g.create_group(str(k))
                 cg.attrs["describe"] = case.describe
                 _write_tree(cg, "in", case.args)

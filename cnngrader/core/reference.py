@@ -54,6 +54,8 @@ def source_digest(notebook: Path | None = None) -> str:
     grading = notebook.parent / "grading"
     for path in sorted(grading.glob("*.toml")) + sorted(grading.glob("*.py")):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
+    for src in preamble(notebook):
+        h.update(src.encode() + b"\0")
     for grade_id, src in sorted(solution_cells(notebook).items()):
         h.update(grade_id.encode())
         h.update(b"\0")
@@ -72,11 +74,57 @@ def exec_cells(sources: list[str]) -> dict[str, Any]:
     return namespace
 
 
+def preamble(notebook: Path) -> list[str]:
+    """Reference code the notebook provides, as its grading spec lists under ``[reference]``.
+
+    A later assignment's solutions may call code the course gives: a released
+    module (``modules``, files beside the notebook), the names the notebook's
+    setup cell binds (``code``) or a given function (``cells``, by cell id). Their sources run first, in the same namespace,
+    so the reference needs no files at run time and can be sent to a sandbox.
+    """
+    spec_file = notebook.parent / "grading" / "spec.toml"
+    if not spec_file.exists():
+        return []
+    import tomllib
+
+    wanted = tomllib.loads(spec_file.read_text(encoding="utf-8")).get("reference", {})
+    sources = [(notebook.parent / m).read_text(encoding="utf-8") for m in wanted.get("modules", [])]
+    if wanted.get("code"):
+        sources.append(str(wanted["code"]))
+    cell_ids = wanted.get("cells", [])
+    if cell_ids:
+        by_id = {c.get("id"): c.source for c in nbformat.read(str(notebook), as_version=4).cells
+                 if c.cell_type == "code"}
+        missing = [w for w in cell_ids if w not in by_id]
+        if missing:
+            raise KeyError(f"{notebook.name}: no code cells with ids {missing} ([reference] cells in the spec)")
+        sources += [by_id[w] for w in cell_ids]
+    return sources
+
+
+def bundle(notebook: Path) -> str | None:
+    """The whole reference as one self-contained source (preamble and every solution), or None without a preamble.
+
+    Credit isolation sends a helper's source to a sandbox; a helper that calls
+    other functions of its assignment needs all of them beside it.
+    """
+    pre = preamble(notebook)
+    if not pre:
+        return None
+    return "\n\n".join([*pre, *solution_cells(notebook).values()])
+
+
 @lru_cache(maxsize=4)
 def _load(notebook: str) -> dict[str, Callable]:
-    cells = solution_cells(Path(notebook))
-    namespace = exec_cells(list(cells.values()))
+    path = Path(notebook)
+    cells = solution_cells(path)
+    namespace = exec_cells([*preamble(path), *cells.values()])
     return {name: namespace[name] for name in cells if callable(namespace.get(name))}
+
+
+def reference_namespace(notebook: Path) -> dict[str, Any]:
+    """Everything the reference defines (preamble included), for tools that need the given functions too."""
+    return exec_cells([*preamble(notebook), *solution_cells(notebook).values()])
 
 
 def load_reference(notebook: Path | None = None) -> dict[str, Callable]:

@@ -63,8 +63,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
 from cnngrader.core import paths
 
 COMPARE_KINDS = frozenset({"shape", "array", "scalar", "scalar_strict", "bool_array", "holds_inputs", "gradient",
@@ -85,15 +83,28 @@ class GradientSetup:
     """How to differentiate a forward pass for one backward case.
 
     ``loss = sum(forward(*forward_args, **forward_kwargs)[output] * upstream)``;
-    ``wrt`` maps each gradient's name to the index of the forward argument it
-    is taken with respect to.
+    ``wrt`` maps each gradient's name to the forward argument it is taken with
+    respect to: its index, or a path such as ``(1, "W1")`` into a dict argument.
     """
 
     forward_args: tuple
-    upstream: np.ndarray
-    wrt: dict[str, int]
+    upstream: Any
+    wrt: dict[str, Any]
     forward_kwargs: dict = field(default_factory=dict)
     output: int | None = 0
+
+
+@dataclass(frozen=True)
+class Computed:
+    """An argument the reference computes when the hidden data is built (a cache, say).
+
+    Stands for ``reference[function](*args)[output]`` (the whole result when
+    ``output`` is None); the stored case holds the value, never this marker.
+    """
+
+    function: str
+    args: tuple
+    output: int | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +189,8 @@ class Assignment:
     scorers: dict[str, Scorer] = field(default_factory=dict)
     visible: dict[str, str] = field(default_factory=dict)
     hooks: dict[str, str] = field(default_factory=dict)
+    #: Code cells with one of these tags run neither in the grading kernel nor in the workers.
+    skip_tags: tuple[str, ...] = ()
 
     # -- lookups -------------------------------------------------------------------------
     @property
@@ -388,7 +401,8 @@ def load_file(spec_file: Path) -> Assignment:
     return Assignment(name=name, title=str(meta.get("title", name)), folder=folder,
                       notebook_name=str(meta.get("notebook", name)), functions=tuple(functions),
                       checks=checks, limits=dict(raw.get("limits", {})), scorers=scorers,
-                      visible=dict(raw.get("visible", {})), hooks=dict(raw.get("hooks", {})))
+                      visible=dict(raw.get("visible", {})), hooks=dict(raw.get("hooks", {})),
+                      skip_tags=tuple(raw.get("notebook", {}).get("skip_tags", ())))
 
 
 def _gradient_of(functions: list[Function], name: str) -> str:

@@ -229,6 +229,12 @@ class SandboxedExecute(Execute):
         if is_test_cell(cell):
             cell.outputs = []
             return cell, resources
+        tags = set(cell.get("metadata", {}).get("tags") or [])
+        if cell.get("cell_type") == "code" and tags & set(spec.load(_assignment(resources)).skip_tags):
+            # Experiments (timing runs, training runs) are the student's own; grading does not repeat them.
+            cell.outputs = [NotebookNode(output_type="stream", name="stdout",
+                                         text="[not run while grading: an experiment cell]\n")]
+            return cell, resources
         return super().preprocess_cell(cell, resources, index)
 
     async def _async_handle_timeout(self, timeout: int, cell: NotebookNode | None = None) -> None | dict:

@@ -85,25 +85,26 @@ class FunctionRun:
     timings: dict[str, dict] = field(default_factory=dict)
 
 
-def student_cells(nb: NotebookNode) -> list[str]:
-    """The code the sandbox runs: every code cell except tests, visible checks and gradient checks.
+def student_cells(nb: NotebookNode, skip_tags: tuple[str, ...] = ("gradient-check",)) -> list[str]:
+    """The code the sandbox runs: every code cell except tests, visible checks and tagged experiments.
 
     Student-added cells are kept (helpers defined there still work); graded
-    test cells, the read-only ``check_*`` cells and the cells tagged
-    ``gradient-check`` are left out because they only call the functions,
-    and a hang there must not cost every function.
+    test cells, the read-only ``check_*`` cells and the cells carrying one of
+    the assignment's ``skip_tags`` (gradient checks, timing runs, training
+    runs) are left out because they only call the functions, and a hang there
+    must not cost every function.
     """
-    return [cell.get("source", "") for cell in _student_code_cells(nb)]
+    return [cell.get("source", "") for cell in _student_code_cells(nb, skip_tags)]
 
 
-def _student_code_cells(nb: NotebookNode) -> list[NotebookNode]:
+def _student_code_cells(nb: NotebookNode, skip_tags: tuple[str, ...] = ("gradient-check",)) -> list[NotebookNode]:
     out = []
     for cell in nb.cells:
         if cell.get("cell_type") != "code":
             continue
         if is_test_cell(cell) or str(grade_id(cell) or "").startswith(("check_", "test_")):
             continue
-        if "gradient-check" in (cell.get("metadata", {}).get("tags") or []):
+        if set(skip_tags) & set(cell.get("metadata", {}).get("tags") or []):
             continue
         out.append(cell)
     return out
@@ -493,7 +494,7 @@ def run_verdicts(nb: NotebookNode, workdir: Path | None, data: HiddenData, limit
     by_fn: dict[str, list[Check]] = {}
     for check in checks:
         by_fn.setdefault(check.function, []).append(check)
-    code_cells = _student_code_cells(nb)
+    code_cells = _student_code_cells(nb, assignment.skip_tags)
     cells = [c.get("source", "") for c in code_cells]
     sandboxed, _ = sandbox_status()
     run = GradingRun({}, sandboxed, cgroups=group is not None)

@@ -36,6 +36,13 @@ def run(hook: str, argv: list[str] | None = None) -> int:
     return 0
 
 
+def assignments(argv: list[str] | None = None) -> int:
+    """Print the course's assignments, one per line, in teaching order (for shell loops)."""
+    argparse.ArgumentParser(prog="cnn assignments", description=assignments.__doc__).parse_args(argv)
+    print("\n".join(spec.assignments()))
+    return 0
+
+
 def figures(argv: list[str] | None = None) -> int:
     return run("figures", argv)
 

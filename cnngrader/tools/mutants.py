@@ -112,11 +112,11 @@ def catalogue(path: Path | None = None, assignment: str | None = None) -> tuple[
     return _catalogue(str(path or catalogue_file(assignment)), str(spec.load(assignment).notebook))
 
 
-def by_name(name: str) -> Mutant:
-    for mutant in catalogue():
+def by_name(name: str, assignment: str | None = None) -> Mutant:
+    for mutant in catalogue(assignment=assignment):
         if mutant.name == name:
             return mutant
-    raise KeyError(f"no mutant named {name} in {catalogue_file()}")
+    raise KeyError(f"no mutant named {name} in {catalogue_file(assignment)}")
 
 
 @lru_cache(maxsize=1)
