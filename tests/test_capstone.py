@@ -22,7 +22,7 @@ import pytest
 from cnngrader.core import paths, record, reference, spec
 from cnngrader.core.hidden_data import HiddenData, ensure_current
 from cnngrader.sandbox.verdicts import run_in_process
-from cnngrader.tools import mutants
+from cnngrader.tools import mutants, submissions
 
 A = "train_cnn"
 REPO = Path(__file__).resolve().parents[1]
@@ -147,13 +147,11 @@ def test_cnn_grade_scores_the_capstone(tmp_path: Path):
     root = tmp_path / "course"
     make_course(root, generate=False)
     nbgrader(root, "generate_assignment", A, "--force")
-    _submit(root, "ref", {})
+    submissions.submit_release(root, "ref", A)
     for name in BUGS:
         m = mutants.by_name(name, assignment=A)
-        _submit(root, name.replace("__", "-"), {m.function: m.source})
-    blank = root / "submitted" / "blank" / A
-    blank.mkdir(parents=True)
-    shutil.copy(root / "release" / A / f"{A}.ipynb", blank)
+        submissions.submit_release(root, name.replace("__", "-"), A, {m.function: m.source})
+    submissions.submit_release(root, "blank", A, solve=False)
     run = subprocess.run([sys.executable, "-m", "cnngrader.tools.cli", "grade", "--assignment", A, "--jobs", "2",
                           "--no-progress"], cwd=root, env=tool_env(root), capture_output=True, text=True)
     assert run.returncode in (0, 3), run.stderr[-3000:]
@@ -174,19 +172,6 @@ def test_cnn_grade_scores_the_capstone(tmp_path: Path):
 def _why(root: Path, student: str) -> str:
     path = root / ".grading" / "results" / A / f"{student}.json"
     return path.read_text()[:3000] if path.exists() else "no record"
-
-
-def _submit(root: Path, student: str, overrides: dict[str, str]) -> None:
-    nb = nbformat.read(str(root / "release" / A / f"{A}.ipynb"), as_version=4)
-    solutions = reference.solution_cells(root / "source" / A / f"{A}.ipynb")
-    solutions.update(overrides)
-    for cell in nb.cells:
-        gid = reference.grade_id(cell)
-        if reference.nbgrader_meta(cell).get("solution") and gid in solutions:
-            cell.source = solutions[gid]
-    folder = root / "submitted" / student / A
-    shutil.copytree(root / "release" / A, folder)
-    nbformat.write(nb, str(folder / f"{A}.ipynb"))
 
 
 def test_spec_and_release_agree_on_the_graded_cells():

@@ -32,11 +32,12 @@ convolution is. Kinds of comparison (``compare``):
     named gradients, each compared by relative error; a check may compare a
     subset of what the function returns;
 ``speedup``
-    right on inputs of the case's shapes with values drawn at grading time,
-    and at least ``min_ratio`` times faster than ``baseline`` (released course
-    code, ``file.py:function`` in the source folder). The sandbox's runner
-    times both: the baseline in its own process, the student's function from
-    outside the student's process, from handing over the inputs to the result;
+    right on ``repeats`` inputs of the case's shapes with values drawn at
+    grading time, and at least ``min_ratio`` times faster than ``baseline``
+    (released course code, ``file.py:function`` in the source folder). The
+    sandbox's runner times both: the baseline once in its own process, the
+    student's function from outside the student's process, from handing over
+    each input to receiving that call's result; the fastest call counts;
 ``min_score``
     a property graded by the trusted side: the function's result is scored
     by a scorer declared in the spec (for instance the accuracy of returned
@@ -147,6 +148,8 @@ class Check:
     #: ``speedup``: the course's slow version (``file.py:function`` in the source folder) and the ratio needed.
     baseline: str = ""
     min_ratio: float = 0.0
+    #: ``speedup``: calls on fresh inputs; the fastest one is compared with the baseline.
+    repeats: int = 5
 
     @property
     def kind(self) -> str:
@@ -307,7 +310,7 @@ def _cases(where: str, raw: Any, makers: ModuleType) -> tuple[Case, ...]:
 
 
 _CHECK_KEYS = {"grade_id", "function", "points", "property", "compare", "cases", "expect", "output", "what",
-               "returns", "gradients", "holds", "scorer", "scale", "baseline", "min_ratio"}
+               "returns", "gradients", "holds", "scorer", "scale", "baseline", "min_ratio", "repeats"}
 
 
 def _check(where: str, raw: dict, makers: ModuleType, function: str | None = None) -> Check:
@@ -352,7 +355,8 @@ def _check(where: str, raw: dict, makers: ModuleType, function: str | None = Non
                  compare=compare, cases=_cases(f"{where} ({grade_id})", raw.get("cases", []), makers),
                  expect=expect, output=output, what=str(raw.get("what", "the output")),
                  returns=returns, gradients=gradients, holds=holds, scorer=str(raw.get("scorer", "")),
-                 scale=scale, baseline=str(raw.get("baseline", "")), min_ratio=float(raw.get("min_ratio", 0.0)))
+                 scale=scale, baseline=str(raw.get("baseline", "")), min_ratio=float(raw.get("min_ratio", 0.0)),
+                 repeats=int(raw.get("repeats", 5)))
 
 
 def load_file(spec_file: Path) -> Assignment:

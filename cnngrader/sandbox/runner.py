@@ -306,15 +306,18 @@ def _student(job: dict, inputs: dict, out_fd: int, helper_fd: int | None, timed_
         helpers = {name: proxy.make(name) for name in job["helpers"]}
     if job.get("blocked"):
         block_forward_passes(namespace, job["blocked"], job["function"])
-    timed = set(job.get("timed_ids", ()))
+    timed = job.get("timed_ids", {})
     for grade_id in job["checks"]:
         if grade_id in timed and timed_fd is not None:
-            # A timed check's inputs exist only once the runner sends them, so nothing can be
-            # computed ahead; the runner's clock runs from that moment to this check's result.
-            emit(b"W", b"")
-            _, payload = _read_frame_fd(timed_fd, MAX_JOB)
-            args = codec.loads(payload, max_bytes=MAX_JOB)
-            results = run_cases(namespace, job["function"], args, helpers)
+            # A timed check's inputs exist only once the runner sends them, one call at a time, so
+            # nothing can be computed ahead; the runner's clock runs from handing over each input
+            # to receiving that call's result, and the runner relays these results, not ours.
+            for _ in range(int(timed[grade_id])):
+                emit(b"W", b"")
+                _, payload = _read_frame_fd(timed_fd, MAX_JOB)
+                args = codec.loads(payload, max_bytes=MAX_JOB)
+                emit(b"K", encode_results(run_cases(namespace, job["function"], [args], helpers)))
+            results = []
         else:
             results = run_cases(namespace, job["function"], inputs.get(grade_id, []), helpers)
         emit(b"R", encode_results(results))
@@ -382,7 +385,7 @@ def _run_function(chan: socket.socket, helper_fd: int | None) -> int:
     job = json.loads(header)
     # What the student process must not see: the seeds of the timed inputs and the baseline.
     timing = {"timed": job.pop("timed", {}), "baseline": job.pop("baseline", None)}
-    job["timed_ids"] = list(timing["timed"])
+    job["timed_ids"] = {gid: int(t.get("repeats", 1)) for gid, t in timing["timed"].items()}
     kind, raw_inputs = _recv_frame(chan, MAX_JOB)
     inputs = codec.loads(raw_inputs, max_bytes=MAX_JOB)
     kind, files = _recv_frame(chan, MAX_JOB)
@@ -416,42 +419,61 @@ def _run_function(chan: socket.socket, helper_fd: int | None) -> int:
 
 
 class _Clock:
-    """Times the timed checks from the runner: the baseline here, the student's function from outside."""
+    """Times the timed checks from the runner: the baseline here, the student's function from outside.
+
+    Each timed check makes ``repeats`` calls on fresh inputs of the case's
+    shapes, handed over one at a time; the student's time is the fastest
+    call, so a pause of the machine during one call does not count against
+    it. The baseline runs once, on the first input, in this process.
+    """
 
     def __init__(self, checks: list[str], inputs: dict, timing: dict, fd: int):
         self.queue = [g for g in checks if g in timing["timed"]]
         self.inputs, self.timed, self.fd = inputs, timing["timed"], fd
         self.baseline = _baseline(timing["baseline"]) if timing["baseline"] else None
+        self.grade_id: str | None = None
+        self.pending: list[Any] = []
+        self.loop = 0.0
+        self.calls: list[float] = []
         self.started: float | None = None
-        self.current: tuple[str, float, int] | None = None
 
     def send(self) -> None:
-        """The student waits for the next timed check: time the baseline, then hand over the inputs."""
-        if not self.queue:
-            return
-        grade_id = self.queue.pop(0)
-        spec = self.timed[grade_id]
-        args = timed_inputs(self.inputs.get(grade_id, []), int(spec["seed"]))
-        loop = 0.0
-        if self.baseline is not None:
-            for case in args:
-                start = time.perf_counter()
-                self.baseline(*case)
-                loop += time.perf_counter() - start
+        """The student waits for its next timed input: hand it over and start the clock."""
+        if not self.pending:
+            if not self.queue:
+                return
+            self._next_check()
+        args = self.pending.pop(0)
         payload = codec.dumps(args)
-        self.current = (grade_id, loop, len(args))
         self.started = time.perf_counter()
         os.write(self.fd, codec.frame(b"I", payload))
 
+    def _next_check(self) -> None:
+        self.grade_id = self.queue.pop(0)
+        spec = self.timed[self.grade_id]
+        template = self.inputs.get(self.grade_id, [])[:1] * int(spec.get("repeats", 1))
+        self.pending = timed_inputs(template, int(spec["seed"]))
+        self.calls = []
+        self.loop = 0.0
+        if self.baseline is not None and self.pending:
+            start = time.perf_counter()
+            self.baseline(*timed_inputs(template[:1], int(spec["seed"]))[0])
+            self.loop = time.perf_counter() - start
+
+    def tick(self) -> None:
+        """One timed call's result arrived."""
+        if self.started is not None:
+            self.calls.append(time.perf_counter() - self.started)
+            self.started = None
+
     def stop(self) -> dict | None:
-        """The timed check's result arrived: the seconds each side took."""
-        if self.current is None or self.started is None:
+        """The timed check is over: the seconds each side took."""
+        if self.grade_id is None:
             return None
-        grade_id, loop, calls = self.current
-        fast = time.perf_counter() - self.started
-        self.current = self.started = None
-        return {"grade_id": grade_id, "loop_seconds": round(loop, 6), "fast_seconds": round(fast, 6),
-                "calls": calls}
+        out = {"grade_id": self.grade_id, "loop_seconds": round(self.loop, 6),
+               "fast_seconds": round(min(self.calls), 6) if self.calls else 0.0, "calls": len(self.calls)}
+        self.grade_id = None
+        return out
 
 
 def _relay(chan: socket.socket, r: int, pid: int, limits: dict, n_checks: int, clock: _Clock | None = None) -> None:
@@ -484,6 +506,9 @@ def _relay(chan: socket.socket, r: int, pid: int, limits: dict, n_checks: int, c
                 _send(chan, b"P", payload[:65536])
             elif kind == b"W" and clock is not None:
                 clock.send()
+            elif kind == b"K" and clock is not None and clock.started is not None and seq < n_checks:
+                clock.tick()
+                _send(chan, b"K", struct.pack("<I", seq) + payload)
             elif kind == b"R" and seq < n_checks:
                 timing = clock.stop() if clock is not None else None
                 _send(chan, b"R", struct.pack("<I", seq) + payload)

@@ -81,8 +81,9 @@ class FunctionRun:
     wall_timeout: bool = False
     cpu: float = 0.0
     error: str | None = None
-    #: Timed checks: the runner's measurements, by grade id.
+    #: Timed checks: the runner's measurements, and the results of the calls it timed, by grade id.
     timings: dict[str, dict] = field(default_factory=dict)
+    timed_results: dict[str, list[dict]] = field(default_factory=dict)
 
 
 def student_cells(nb: NotebookNode, skip_tags: tuple[str, ...] = ("gradient-check",)) -> list[str]:
@@ -342,6 +343,10 @@ class Zygote:
                     (seq,) = struct.unpack("<I", payload[:4])
                     if seq < len(checks):
                         out.results[checks[seq]] = _parse_results(payload[4:], limits)
+                elif kind == b"K" and len(payload) >= 4:
+                    (seq,) = struct.unpack("<I", payload[:4])
+                    if seq < len(checks) and checks[seq] in job.get("timed", {}):
+                        out.timed_results.setdefault(checks[seq], []).extend(_parse_results(payload[4:], limits))
                 elif kind == b"T":
                     timing = _parse_timing(payload, checks)
                     if timing is not None:
@@ -531,6 +536,9 @@ def run_verdicts(nb: NotebookNode, workdir: Path | None, data: HiddenData, limit
                 items = timed_items(assignment, check, items, seeds[check.grade_id],
                                     result.timings.get(check.grade_id))
             results = result.results.get(check.grade_id)
+            if check.grade_id in seeds:
+                # Only the calls the runner timed count: it relayed their results itself.
+                results = result.timed_results.get(check.grade_id, []) if results is not None else None
             if results is None:
                 results = [{"status": "error", "error": "process", "note": result.note, "code": result.code}] * len(items)
             skip = charged_gradients(check, charged)
@@ -555,7 +563,7 @@ def timed_job(job: dict, assignment: Any, checks: list[Check]) -> dict[str, int]
     if not timed:
         return {}
     seeds = {c.grade_id: secrets.randbits(62) for c in timed}
-    job["timed"] = {gid: {"seed": seed} for gid, seed in seeds.items()}
+    job["timed"] = {c.grade_id: {"seed": seeds[c.grade_id], "repeats": c.repeats} for c in timed}
     module, _, function = timed[0].baseline.partition(":")
     job["baseline"] = {"source": (assignment.source_folder / module).read_text(encoding="utf-8"),
                        "function": function}
@@ -566,12 +574,16 @@ def timed_items(assignment: Any, check: Check, items: list, seed: int, timing: d
     """The timed check's cases as the student saw them (fresh values) and what they are judged against."""
     from cnngrader.core.reference import load_reference
 
-    fresh = runner.timed_inputs([args for _, args, _ in items], seed)
+    describe, template, _ = items[0]
+    fresh = runner.timed_inputs([template] * check.repeats, seed)
     reference = load_reference(assignment.notebook)[check.function]
     out = []
-    for (describe, _, _), args in zip(items, fresh, strict=True):
+    for k, args in enumerate(fresh):
         expected = codec.loads(codec.dumps(reference(*codec.to_args(codec.loads(codec.dumps(args))))))
-        out.append((describe, codec.loads(codec.dumps(args)), {"expected": expected, "timing": timing}))
+        # The speed is judged once, on the first call; every call must be right.
+        out.append((describe, codec.loads(codec.dumps(args)), {"expected": expected,
+                                                                "timing": timing if k == 0 else None,
+                                                                "timed": k == 0}))
     return out
 
 
@@ -724,15 +736,16 @@ def _speedup_in_process(namespace: dict[str, Any], check: Check, items: list, da
     job: dict[str, Any] = {}
     seeds = timed_job(job, data.spec, [check])
     baseline = runner._baseline(job["baseline"])
-    fresh = runner.timed_inputs([args for _, args, _ in items], seeds[check.grade_id])
-    loop = 0.0
-    for args in fresh:
-        start = time.perf_counter()
-        baseline(*args)
-        loop += time.perf_counter() - start
+    fresh = runner.timed_inputs([items[0][1]] * check.repeats, seeds[check.grade_id])
     start = time.perf_counter()
-    raw = runner.run_cases(namespace, check.function, codec.loads(codec.dumps(fresh)), helpers)
-    timing = {"loop_seconds": loop, "fast_seconds": time.perf_counter() - start}
+    baseline(*fresh[0])
+    loop = time.perf_counter() - start
+    raw, calls = [], []
+    for args in codec.loads(codec.dumps(fresh)):
+        start = time.perf_counter()
+        raw += runner.run_cases(namespace, check.function, [args], helpers)
+        calls.append(time.perf_counter() - start)
+    timing = {"loop_seconds": loop, "fast_seconds": min(calls)}
     results = codec.loads(runner.encode_results(raw))
     items = timed_items(data.spec, check, items, seeds[check.grade_id], timing)
     return judge(check, items, results, _Context(check.function, [], []).describe_error)

@@ -6,9 +6,11 @@ moves or deletes anything of the real class: not ``submitted/``, not the
 gradebook, not the exchange. Running it again rebuilds ``demo/`` only, and
 only if that folder carries the demo's marker file.
 
-Students (see :func:`cnngrader.tools.submissions.write_demo`): alice is correct,
-bob blank, carol has three realistic bugs, dave's notebook is not valid JSON
-and erin's notebook was renamed.
+First notebook (see :func:`cnngrader.tools.submissions.write_demo`): alice
+is correct, bob blank, carol has three realistic bugs, dave's notebook is not
+valid JSON and erin's notebook was renamed. Capstone
+(:func:`cnngrader.tools.submissions.write_capstone_demo`): alice trains her
+own network to full marks, bob is blank, carol has two bugs.
 """
 
 from __future__ import annotations
@@ -38,17 +40,25 @@ def build(dest: Path) -> int:
         shutil.rmtree(dest)
     course = make_course(dest)
     (dest / MARKER).write_text("Built by `make demo`; everything in this folder is rebuilt on the next run.\n")
-    students = submissions.write_demo(course.submitted)
-    print(f"demo course in {dest}: {', '.join(students)}")
     env = tool_env(dest)
-    batch = subprocess.run([sys.executable, "-m", "cnngrader.tools.batch", "--jobs", "2", "--no-summary"],
-                           cwd=dest, env=env)
-    nbgrader(dest, "generate_feedback", course.assignment, "--force")
-    subprocess.run([sys.executable, "-m", "cnngrader.tools.report", "--assignment", course.assignment],
-                   cwd=dest, env=env, check=True)
-    subprocess.run([sys.executable, "-m", "cnngrader.tools.batch", "--summary-only"], cwd=dest, env=env, check=True)
-    print(f"\nfeedback in {dest / 'feedback'}, report in {dest / 'feedback' / 'report.html'}")
-    return batch.returncode
+    worst = 0
+    for assignment in paths.assignments(dest):
+        if assignment == course.assignment:
+            students = submissions.write_demo(course.submitted)
+        else:
+            nbgrader(dest, "generate_assignment", assignment, "--force")
+            students = submissions.write_capstone_demo(dest, assignment)
+        print(f"\n== {assignment}: {', '.join(students)}")
+        batch = subprocess.run([sys.executable, "-m", "cnngrader.tools.batch", "--assignment", assignment,
+                                "--jobs", "2", "--no-summary"], cwd=dest, env=env)
+        worst = max(worst, batch.returncode)
+        nbgrader(dest, "generate_feedback", assignment, "--force")
+        subprocess.run([sys.executable, "-m", "cnngrader.tools.report", "--assignment", assignment],
+                       cwd=dest, env=env, check=True)
+        subprocess.run([sys.executable, "-m", "cnngrader.tools.batch", "--assignment", assignment,
+                        "--summary-only"], cwd=dest, env=env, check=True)
+    print(f"\nfeedback in {dest / 'feedback'}, reports in {dest / 'feedback'} (report*.html)")
+    return worst
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,9 +47,13 @@ _ORANGE = "#E69F00"
 _INK = "#1F1F1F"
 
 
-def default_out(root: Path | None = None) -> Path:
-    """Where the report goes by default: ``feedback/report.html`` in the course root."""
-    return (root or paths.course_root()) / "feedback" / "report.html"
+def default_out(root: Path | None = None, assignment: str | None = None) -> Path:
+    """Where the report goes by default: ``feedback/report.html`` for the course's first assignment,
+    ``feedback/report_<assignment>.html`` for the others."""
+    root = root or paths.course_root()
+    first = paths.default_assignment(root)
+    name = "report.html" if assignment in (None, first) else f"report_{assignment}.html"
+    return root / "feedback" / name
 
 
 def _read_gradebook(db_url: str, assignment: str) -> tuple[list[str], dict[str, dict], dict[str, str]]:
@@ -296,7 +300,7 @@ def build_report(db_url: str | None = None, out: Path | None = None,
     root = paths.course_root()
     data = collect(db_url, assignment, root)
     html = render(data, score_histogram(data["scores"]), function_chart(data["function_means"]))
-    out = Path(out) if out else default_out(root)
+    out = Path(out) if out else default_out(root, assignment)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(html, encoding="utf-8")
@@ -308,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the instructor grading report (one HTML file).")
     parser.add_argument("--db-url", default=None,
                         help="gradebook URL (default: $CNN_DB_URL or sqlite:///<course>/gradebook.db)")
-    parser.add_argument("--out", type=Path, default=None, help="output file (default: feedback/report.html)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output file (default: feedback/report.html; report_<id>.html for later assignments)")
     parser.add_argument("--assignment", default=None, help="assignment id (default: the course's first)")
     args = parser.parse_args(argv)
     try:

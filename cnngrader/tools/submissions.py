@@ -131,6 +131,36 @@ def write(nb: NotebookNode, submitted: Path, student: str, assignment: str | Non
     return out
 
 
+def submit_release(root: Path, student: str, assignment: str, cells: dict[str, str] | None = None,
+                   solve: bool = True) -> Path:
+    """Put a submission of ``assignment`` into ``root/submitted/<student>``: the release folder as a
+    student fetched it (data files included), its solution cells filled from the reference (unless
+    ``solve`` is false) and then from ``cells``."""
+    import shutil
+
+    release = root / "release" / assignment
+    folder = root / "submitted" / student / assignment
+    shutil.copytree(release, folder)
+    solutions = reference.solution_cells(root / "source" / assignment / f"{assignment}.ipynb") if solve else {}
+    solutions.update(cells or {})
+    nb = build(solutions, release=release / f"{assignment}.ipynb")
+    nbformat.write(nb, str(folder / f"{assignment}.ipynb"))
+    return folder
+
+
+#: The capstone's demo: one correct, one blank, one with two bugs (each costs its own function).
+CAPSTONE_BUGS = ("relu_backward__kink_passes", "sgd_momentum_update__plain_step")
+
+
+def write_capstone_demo(root: Path, assignment: str = "train_cnn") -> list[str]:
+    """The capstone's demo students in ``root/submitted``: alice solved, bob blank, carol two bugs."""
+    submit_release(root, "alice", assignment)
+    submit_release(root, "bob", assignment, solve=False)
+    bugs = [mutants.by_name(name, assignment=assignment) for name in CAPSTONE_BUGS]
+    submit_release(root, "carol", assignment, {m.function: m.source for m in bugs})
+    return ["alice", "bob", "carol"]
+
+
 DEMO_BUGS = ("conv_forward__stride_forgotten", "pool_backward__max_assign_not_add",
              "distribute_value__precedence")
 
