@@ -1,7 +1,7 @@
 """The visible checks tell the truth: they catch every catalogued bug, blame only its function, and hint right.
 
-Every mutant in ``tests/mutants/catalogue.toml`` (the reference with one function replaced
-by a single-bug version) and every correct variant in ``tests/variants`` is
+Every mutant in ``grading/mutants.toml`` (the reference with one function replaced
+by a single-bug version) and every correct variant in ``grading/variants`` is
 run through the released ``cnn_checks`` module in-process, the way the
 notebook calls it.
 """

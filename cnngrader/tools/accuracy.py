@@ -1,8 +1,8 @@
 """How accurate is the grading? ``make accuracy`` (``python -m cnngrader.tools.accuracy``).
 
 Grades, through the real batch autograde path, one submission per mutant in
-``tests/mutants`` (the reference with one function replaced by a single-bug
-version), one per correct variant in ``tests/variants``, and two credit
+the mutant catalogue (``source/<id>/grading/mutants.toml``: the reference with one function replaced by a single-bug
+version), one per correct variant in ``grading/variants``, and two credit
 isolation submissions, then prints:
 
 * mutants caught per function (a mutant is caught when its own function

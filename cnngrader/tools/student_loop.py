@@ -3,7 +3,7 @@
 Runs the release notebook the way a student's **Run All** and nbgrader's
 **Validate** run it (every code cell in order, errors allowed) over the
 whole catalogue: the blank release, the reference, every mutant in
-``tests/mutants`` and every correct variant in ``tests/variants``. For each
+the mutant catalogue and every correct variant (``source/<id>/grading/``). For each
 notebook it records which functions' visible check cells report a failure
 (a ``[FAIL]`` line, or an exception) and which graded test cells raise, as
 Validate would report them. It then prints how many mutants their own

@@ -1,7 +1,7 @@
 """Build student submissions from the release notebook: the demo's examples and the test fixtures.
 
 A submission is described, not stored: the release notebook with some
-solution cells replaced (by the reference, by a mutant from ``tests/mutants/catalogue.toml``
+solution cells replaced (by the reference, by a mutant from the assignment's ``grading/mutants.toml``
 or by any other source), plus optional extra cells or deletions. Building
 them from the current release keeps every fixture in step with the notebook.
 
