@@ -49,11 +49,11 @@ def test_correct_variant_gets_full_marks(result, variant):
     assert variant in result.variants_full, f"{variant}: {result.variants_short.get(variant)}"
 
 
-@pytest.mark.parametrize("name", sorted(accuracy.ISOLATION))
+@pytest.mark.parametrize("name", sorted(accuracy.isolation()))
 def test_credit_isolation(result, acc_course, name):
     assert result.isolation[name]
     scores = acc_course.scores()[name]
-    for mutant in accuracy.ISOLATION[name]["mutants"]:
+    for mutant in accuracy.isolation()[name]["mutants"]:
         assert scores[mutant.split("__")[0]] < spec.load().function_points()[mutant.split("__")[0]]
 
 

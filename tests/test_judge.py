@@ -126,3 +126,41 @@ def test_a_malformed_result_fails_without_crashing():
 
     verdict = judge(_check("array"), [("c", (), _leaf(A))], [Weird()])
     assert [f.code for f in verdict.failures] == ["unreadable_result"]
+
+
+def test_dicts_and_tuples_are_compared_entry_by_entry():
+    """Parameters come back as dicts, gradients as tuples: every entry is compared, keys must match."""
+    exp = {"W": _leaf(A), "b": _leaf(A[:1])}
+    assert _verdict("array", {"W": _leaf(A), "b": _leaf(A[:1])}, exp).passed
+    assert _verdict("array", {"W": _leaf(A), "b": _leaf(A[:1] + 1)}, exp).failures[0].code == "wrong_values"
+    assert _verdict("array", {"W": _leaf(A)}, exp).failures[0].code == "wrong_keys"
+    assert _verdict("array", (_leaf(A), _leaf(A)), (_leaf(A), _leaf(A))).passed
+    assert _verdict("array", (_leaf(A),), (_leaf(A), _leaf(A))).failures[0].code == "not_a_tuple"
+
+
+def test_named_gradients_in_a_dict():
+    """A gradient check with output = "dict" reads each gradient by its name."""
+    check = Check("test_x", "f", 3, "p", compare="gradient", output="dict", returns=("W1", "b1"))
+    exp = {"W1": _leaf(A), "b1": _leaf(A[:1])}
+    ok = judge(check, [("c", (), exp)], [{"status": "ok", "value": {"W1": _leaf(A), "b1": _leaf(A[:1])}}])
+    bad = judge(check, [("c", (), exp)], [{"status": "ok", "value": {"W1": _leaf(A), "b1": _leaf(-A[:1])}}])
+    assert ok.passed and [f.code for f in bad.failures] == ["wrong_gradient"]
+
+
+def test_a_cache_that_is_the_input_itself():
+    """ReLU caches Z itself, not a tuple: one held input is compared directly."""
+    check = Check("test_x", "f", 2, "p", compare="holds_inputs", output=1, what="cache", holds=(("Z", 0),))
+    args = (_leaf(A),)
+    good = judge(check, [("c", args, None)], [{"status": "ok", "value": (_leaf(A), _leaf(A))}])
+    bad = judge(check, [("c", args, None)], [{"status": "ok", "value": (_leaf(A), _leaf(np.maximum(A, 3)))}])
+    assert good.passed and bad.failures[0].code == "wrong_cache"
+
+
+def test_score_scale_gives_the_highest_step_reached():
+    """min_score: the share of points is the highest step of the scale the score reaches."""
+    from cnngrader.core.judge import scale_fraction
+
+    check = Check("test_x", "f", 9, "p", compare="min_score", scorer="s", scale=((0.95, 1.0), (0.9, 0.5)))
+    assert [scale_fraction(check, s) for s in (0.97, 0.95, 0.93, 0.5)] == [1.0, 1.0, 0.5, 0.0]
+    verdict = judge(check, [("c", (), None)], [{"status": "ok", "value": 0.5}], scorer=lambda v: 0.92)
+    assert verdict.fraction == 0.5 and verdict.failures[0].code == "partial_score"

@@ -151,6 +151,11 @@ class Check:
     #: ``speedup``: calls on fresh inputs; the fastest one is compared with the baseline.
     repeats: int = 5
 
+    def __post_init__(self) -> None:
+        # A gradient check that names no subset compares every gradient it returns.
+        if self.returns and not self.gradients:
+            object.__setattr__(self, "gradients", self.returns)
+
     @property
     def kind(self) -> str:
         """The comparison kind (the name older code and messages use)."""
@@ -194,6 +199,8 @@ class Assignment:
     hooks: dict[str, str] = field(default_factory=dict)
     #: Code cells with one of these tags run neither in the grading kernel nor in the workers.
     skip_tags: tuple[str, ...] = ()
+    #: Data for the accuracy tool (credit-isolation cases); the grading core does not read it.
+    accuracy: dict[str, Any] = field(default_factory=dict)
 
     # -- lookups -------------------------------------------------------------------------
     @property
@@ -406,7 +413,8 @@ def load_file(spec_file: Path) -> Assignment:
                       notebook_name=str(meta.get("notebook", name)), functions=tuple(functions),
                       checks=checks, limits=dict(raw.get("limits", {})), scorers=scorers,
                       visible=dict(raw.get("visible", {})), hooks=dict(raw.get("hooks", {})),
-                      skip_tags=tuple(raw.get("notebook", {}).get("skip_tags", ())))
+                      skip_tags=tuple(raw.get("notebook", {}).get("skip_tags", ())),
+                      accuracy=dict(raw.get("accuracy", {})))
 
 
 def _gradient_of(functions: list[Function], name: str) -> str:

@@ -27,39 +27,42 @@ from cnngrader.core import paths, spec
 from cnngrader.tools import mutants, submissions
 from cnngrader.tools.workspace import Course, make_course
 
-#: Broken helpers whose callers must still get full marks.
-ISOLATION = {
-    "iso_conv": {
-        "mutants": ("zero_pad__pads_channel_axis", "conv_single_step__returns_array"),
-        "keeps": ("conv_forward", "conv_backward"),
-    },
-    "iso_pool": {
-        "mutants": ("create_mask_from_window__mask_of_min", "distribute_value__precedence"),
-        "keeps": ("pool_backward",),
-    },
-}
+
+def isolation(assignment: str | None = None) -> dict[str, dict]:
+    """Broken helpers whose callers must still get full marks: the spec's ``[[accuracy.isolation]]``."""
+    cases = spec.load(assignment).accuracy.get("isolation", [])
+    return {c["name"]: {"mutants": tuple(c["mutants"]), "keeps": tuple(c["keeps"])} for c in cases}
 
 
-def mutant_files() -> list[Path]:
-    return mutants.files()
+def mutant_files(assignment: str | None = None) -> list[Path]:
+    if assignment in (None, paths.default_assignment()):
+        return mutants.files()
+    return [Path(m.name + ".py") for m in mutants.catalogue(assignment=assignment)]
 
 
-def variant_files() -> list[Path]:
-    return sorted(submissions.variants_dir().glob("*.py"))
+def variant_files(assignment: str | None = None) -> list[Path]:
+    return sorted(submissions.variants_dir(assignment).glob("*.py"))
 
 
 def target_of(mutant: Path) -> str:
     return mutant.stem.split("__", 1)[0]
 
 
+def _cells(sources: list[str]) -> dict[str, str]:
+    """Solution cells replaced by whole-function sources, by the names each source defines."""
+    return {name: src for src in sources for name in submissions.functions_in(src)}
+
+
 def write_submissions(course: Course) -> None:
-    for path in mutant_files():
-        submissions.write(submissions.with_files(path), course.submitted, f"m__{path.stem}")
-    for path in variant_files():
-        submissions.write(submissions.with_files(path), course.submitted, f"v__{path.stem}")
-    for name, case in ISOLATION.items():
-        nb = submissions.with_files(*(submissions.mutant(m) for m in case["mutants"]))
-        submissions.write(nb, course.submitted, name)
+    """One submission per mutant, per correct variant and per credit-isolation case, plus the reference."""
+    a = course.assignment
+    catalogue = {m.name: m.source for m in mutants.catalogue(assignment=a)}
+    for name, source in catalogue.items():
+        submissions.submit_release(course.root, f"m__{name}", a, _cells([source]))
+    for path in variant_files(a):
+        submissions.submit_release(course.root, f"v__{path.stem}", a, _cells([path.read_text()]))
+    for name, case in isolation(a).items():
+        submissions.submit_release(course.root, name, a, _cells([catalogue[m] for m in case["mutants"]]))
 
 
 @dataclass
@@ -79,51 +82,52 @@ class Accuracy:
 
 def evaluate(course: Course) -> Accuracy:
     scores = course.scores()
-    points = spec.load().function_points()
-    names = spec.load().function_names
+    a = spec.load(course.assignment)
+    points, names, full = a.function_points(), a.function_names, a.total_points()
     acc = Accuracy({fn: [] for fn in names}, {fn: [] for fn in names})
-    for path in mutant_files():
+    for path in mutant_files(course.assignment):
         fn = target_of(path)
         row = scores.get(f"m__{path.stem}", {})
         (acc.caught if row.get(fn, points[fn]) < points[fn] else acc.missed)[fn].append(path.stem)
         others = [f for f in names if f != fn and row.get(f, 0) < points[f]]
         if others:
             acc.collateral[path.stem] = others
-    for path in variant_files():
+    for path in variant_files(course.assignment):
         total = sum(scores.get(f"v__{path.stem}", {}).values())
-        if total == 100:
+        if total == full:
             acc.variants_full.append(path.stem)
         else:
             acc.variants_short[path.stem] = total
-    for name, case in ISOLATION.items():
+    for name, case in isolation(course.assignment).items():
         row = scores.get(name, {})
         acc.isolation[name] = all(row.get(fn, 0) == points[fn] for fn in case["keeps"])
     return acc
 
 
-def reference_timings(repeats: int = 5) -> dict[str, float]:
-    """Median seconds the naive loop reference needs for each function's hidden cases."""
+def reference_timings(repeats: int = 5, assignment: str | None = None) -> dict[str, float]:
+    """Median seconds the reference needs for each function's hidden cases (speed and score checks included)."""
     from cnngrader.core.hidden_data import HiddenData
-    from cnngrader.core.reference import load_reference
+    from cnngrader.core.reference import reference_namespace
     from cnngrader.sandbox.verdicts import run_in_process
 
-    data = HiddenData()
-    ns = dict(load_reference())
+    a = spec.load(assignment)
+    data = HiddenData(paths.hidden_data_file(a.name))
+    ns = reference_namespace(a.notebook)
     timings = {}
-    for fn in spec.load().function_names:
+    for fn in a.function_names:
         runs = []
         for _ in range(repeats):
             started = time.perf_counter()
-            for check in spec.load().checks_for(fn):
+            for check in a.checks_for(fn):
                 assert run_in_process(ns, check.grade_id, data).passed
             runs.append(time.perf_counter() - started)
         timings[fn] = statistics.median(runs)
     return timings
 
 
-def render(acc: Accuracy, timings: dict[str, float] | None, wall: float) -> str:
+def render(acc: Accuracy, timings: dict[str, float] | None, wall: float, assignment: str | None = None) -> str:
     lines = ["function                  mutants  caught  missed", "-" * 50]
-    for fn in spec.load().function_names:
+    for fn in spec.load(assignment).function_names:
         n = len(acc.caught[fn]) + len(acc.missed[fn])
         lines.append(f"{fn:<25} {n:>7} {len(acc.caught[fn]):>7} {len(acc.missed[fn]):>7}")
     total_caught = sum(len(v) for v in acc.caught.values())
@@ -136,13 +140,13 @@ def render(acc: Accuracy, timings: dict[str, float] | None, wall: float) -> str:
     n_var = len(acc.variants_full) + len(acc.variants_short)
     lines.append(f"correct variants with full marks: {len(acc.variants_full)} / {n_var}")
     for name, total in acc.variants_short.items():
-        lines.append(f"  {name}: {total:g} / 100")
+        lines.append(f"  {name}: {total:g} / {spec.load(assignment).total_points()}")
     for name, ok in acc.isolation.items():
-        keeps = ", ".join(ISOLATION[name]["keeps"])
+        keeps = ", ".join(isolation(assignment)[name]["keeps"])
         lines.append(f"credit isolation {name} ({keeps} with broken helpers): {'holds' if ok else 'BROKEN'}")
     if timings:
         lines.append("")
-        lines.append(f"naive reference on the hidden cases (median of 5), CPU limit {wall:g} s per function:")
+        lines.append(f"reference on the hidden cases (median), CPU limit {wall:g} s per function:")
         for fn, t in timings.items():
             lines.append(f"  {fn:<25} {t:8.3f} s   headroom {wall / max(t, 1e-9):8.0f}x")
     return "\n".join(lines)
@@ -152,22 +156,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--keep", type=Path, default=None, help="grade in this directory and keep it")
+    parser.add_argument("--assignment", default=None, help="assignment id (default: the course's first)")
+    parser.add_argument("--repeats", type=int, default=5, help="reference timing runs per function (median)")
     args = parser.parse_args(argv)
-    from cnngrader.sandbox.limits import from_course
+    from cnngrader.sandbox.limits import for_assignment, from_course
 
+    a = spec.load(args.assignment)
     with tempfile.TemporaryDirectory(prefix="cnn-accuracy-") as tmp:
         root = args.keep or Path(tmp) / "course"
-        course = make_course(root)
+        course = make_course(root, generate=a.name == paths.default_assignment())
+        if a.name != paths.default_assignment():
+            from cnngrader.tools.workspace import nbgrader
+
+            nbgrader(root, "generate_assignment", a.name, "--force")
+        course = Course(root, a.name)
         write_submissions(course)
         n = sum(1 for _ in course.submitted.iterdir())
         started = time.monotonic()
-        proc = course.grade(jobs=args.jobs, extra_args=("--no-summary", "--no-export"))
+        proc = course.grade(jobs=args.jobs, extra_args=("--assignment", a.name, "--no-summary", "--no-export"))
         if proc.returncode not in (0, 3):
             print(proc.stdout, proc.stderr, file=sys.stderr)
             return 1
         print(f"graded {n} submissions in {time.monotonic() - started:.0f} s")
         acc = evaluate(course)
-    print(render(acc, reference_timings(), from_course(paths.course_root()).cpu_seconds))
+    cpu = for_assignment(from_course(paths.course_root()), a).cpu_seconds
+    print(render(acc, reference_timings(args.repeats, a.name), cpu, a.name))
     return 0 if acc.ok else 1
 
 

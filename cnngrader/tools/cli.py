@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "figures": ("tools.hooks:figures", "redraw each assignment's figures (its spec's figures hook)"),
     "hidden-data": ("core.hidden_data", "build the hidden inputs and expectations"),
     "checks-data": ("tools.hooks:checks_data", "build the visible checks' expected values (checks_data hook)"),
+    "measure": ("tools.hooks:measure", "an assignment's own measurements (measure hook), e.g. the capstone's"),
     "assignments": ("tools.hooks:assignments", "list the course's assignments (course.toml), one per line"),
     "due-dates": ("glue.term", "record the term's due dates in the gradebook"),
     "limits": ("sandbox.limits", "print every grading limit in force"),

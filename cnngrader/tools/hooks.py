@@ -49,3 +49,7 @@ def figures(argv: list[str] | None = None) -> int:
 
 def checks_data(argv: list[str] | None = None) -> int:
     return run("checks_data", argv)
+
+
+def measure(argv: list[str] | None = None) -> int:
+    return run("measure", argv)
