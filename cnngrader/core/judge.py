@@ -114,17 +114,23 @@ def _keys(got: Any, exp: dict, what: str) -> dict:
     return got
 
 
-def _close(got: Any, exp: Any, what: str) -> None:
+def _entries(got: Any, exp: Any, what: str) -> list[tuple[Any, Any, str]] | None:
+    """The pairs to compare when the expectation is a dict or a tuple (None for a single array)."""
     if isinstance(exp, dict):
         got = _keys(got, exp, what)
-        for key in sorted(exp):
-            _close(got[key], exp[key], f"{what}[{key!r}]")
-        return
+        return [(got[key], exp[key], f"{what}[{key!r}]") for key in sorted(exp)]
     if isinstance(exp, tuple | list):
         if not isinstance(got, tuple | list) or len(got) != len(exp):
             raise Mismatch(f"{what} should be a tuple of {len(exp)}, got {_describe(got)}", "not_a_tuple")
-        for k, (g, e) in enumerate(zip(got, exp, strict=True)):
-            _close(g, e, f"{what}[{k}]")
+        return [(g, e, f"{what}[{k}]") for k, (g, e) in enumerate(zip(got, exp, strict=True))]
+    return None
+
+
+def _close(got: Any, exp: Any, what: str) -> None:
+    parts = _entries(got, exp, what)
+    if parts is not None:
+        for g, e, w in parts:
+            _close(g, e, w)
         return
     g = _array(got, what)
     e = _array(exp, "expected")
@@ -235,10 +241,10 @@ def _speedup(check: Check, got: Any, exp: Any) -> None:
 
 
 def _shapes(got: Any, exp: Any, what: str) -> None:
-    if isinstance(exp, dict):
-        got = _keys(got, exp, what)
-        for key in sorted(exp):
-            _shapes(got[key], exp[key], f"{what}[{key!r}]")
+    parts = _entries(got, exp, what) if isinstance(exp, dict) else None
+    if parts is not None:
+        for g, e, w in parts:
+            _shapes(g, e, w)
         return
     _same_shape(_array(got, what), _array(exp, "expected"), what)
 
