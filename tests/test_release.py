@@ -11,6 +11,8 @@ import pytest
 from cnngrader.core import paths, reference
 from cnngrader.tools.workspace import nbgrader
 
+ASSIGNMENTS = paths.assignments()
+
 
 def _normalise(nb):
     nb = nbformat.from_dict(nb)
@@ -20,10 +22,13 @@ def _normalise(nb):
 
 
 @pytest.mark.slow
-def test_release_is_fresh(fresh_course, repo_root):
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_is_fresh(fresh_course, repo_root, assignment):
     """Regenerating release/ from source/ reproduces the committed release exactly."""
-    committed = repo_root / "release" / paths.default_assignment()
-    regenerated = fresh_course.root / "release" / paths.default_assignment()
+    committed = repo_root / "release" / assignment
+    if assignment != paths.default_assignment():
+        nbgrader(fresh_course.root, "generate_assignment", assignment, "--force")
+    regenerated = fresh_course.root / "release" / assignment
     cmp = filecmp.dircmp(committed, regenerated)
     assert not cmp.left_only and not cmp.right_only, (cmp.left_only, cmp.right_only)
     for name in cmp.common_files:
@@ -38,14 +43,17 @@ def test_release_is_fresh(fresh_course, repo_root):
         assert not inner.diff_files and not inner.left_only and not inner.right_only, sub
 
 
-def test_release_has_no_solutions_or_hidden_tests():
-    text = paths.release_notebook().read_text()
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_has_no_solutions_or_hidden_tests(assignment):
+    release = paths.release_notebook(assignment)
+    text = release.read_text()
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "run_check", "cnngrader"):
         assert marker not in text, marker
     # Markdown deliberately teaches one-line code forms; only code cells must not hold solution code.
-    release_src = "\n".join(c.source for c in nbformat.read(str(paths.release_notebook()), as_version=4).cells
-                            if c.cell_type == "code")
-    for grade_id, src in reference.solution_cells().items():
+    # A test cell's docstring states its property, which may be the formula the exercise gives.
+    release_src = "\n".join(c.source.split("\n", 1)[-1] if reference.is_test_cell(c) else c.source
+                            for c in nbformat.read(str(release), as_version=4).cells if c.cell_type == "code")
+    for grade_id, src in reference.solution_cells(paths.source_notebook(assignment)).items():
         body = re.search(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", src, re.S).group(1)
         for line in body.splitlines():
             line = line.strip()
@@ -53,8 +61,9 @@ def test_release_has_no_solutions_or_hidden_tests():
                 assert line not in release_src, f"{grade_id}: solution line leaked: {line}"
 
 
-def test_source_notebook_conventions():
-    nb = nbformat.read(str(paths.source_notebook()), as_version=4)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_source_notebook_conventions(assignment):
+    nb = nbformat.read(str(paths.source_notebook(assignment)), as_version=4)
     assert nb.metadata["kernelspec"]["name"] == "python3"
     ids = [c.id for c in nb.cells]
     assert len(ids) == len(set(ids)) and all(not i.startswith("cell-") for i in ids)
@@ -78,7 +87,8 @@ def test_nbgrader_validate_source_passes(repo_root):
 
 
 @pytest.mark.slow
-def test_nbgrader_validate_invert_release_nothing_passes(repo_root):
-    proc = nbgrader(repo_root, "validate", "--invert", str(paths.release_notebook()), check=False)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_nbgrader_validate_invert_release_nothing_passes(repo_root, assignment):
+    proc = nbgrader(repo_root, "validate", "--invert", str(paths.release_notebook(assignment)), check=False)
     out = proc.stdout
     assert "Success! The notebook does not pass any tests." in out, out[-2000:]
