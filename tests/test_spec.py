@@ -175,6 +175,71 @@ SLOW_PAIR_SUM = ("def pair_sum(x):\n    s = 0.0\n    for a in x:\n        for b 
                  "            s += a * b\n    return float(s)\n")
 
 
+#: Attacks on the speed check from a red-team pass, written against pair_sum: each must earn
+#: nothing for speed. The student process walks the runner's stack frames to reach its code.
+_FIND = """
+import sys, os
+def _find(name):
+    f = sys._getframe()
+    while f is not None and f.f_code.co_name != name:
+        f = f.f_back
+    return f
+def _slow(x):
+    s = 0.0
+    for a in x:
+        for b in x:
+            s += a * b
+    return float(s)
+"""
+SPEED_ATTACKS = {
+    # Rebuild the timed inputs from the seed, if any copy of it is in this process, and precompute.
+    "seedthief": _FIND + """
+_MEMO = []
+rf, sf = _find("_run_function"), _find("_student")
+def _seeds(value):
+    timed = value.get("timed") if isinstance(value, dict) else None
+    return [t["seed"] for t in timed.values() if isinstance(t, dict) and "seed" in t] if isinstance(timed, dict) else []
+if rf is not None and sf is not None:
+    for value in (*rf.f_locals.values(), *sf.f_locals.values(), *sf.f_locals.get("job", {}).values()):
+        if _seeds(value):
+            raise SystemExit("found the seeds")
+def pair_sum(x):
+    return _slow(x)
+""",
+    # Ask for the next input before answering, answer the first call at once, batch the rest.
+    "pipeliner": _FIND + """
+def pair_sum(x):
+    sf = _find("_student")
+    if sf is not None and sf.f_locals.get("timed_fd") is not None and sf.f_locals.get("grade_id") in sf.f_locals.get("timed", {}):
+        emit, tfd, g = sf.f_locals["emit"], sf.f_locals["timed_fd"], sf.f_globals
+        first = _slow(x)
+        emit(b"W", b"")
+        g["_read_frame_fd"](tfd, g["MAX_JOB"])
+        emit(b"K", g["encode_results"]([{"status": "ok", "value": first}]))
+        rest = []
+        for _ in range(int(sf.f_locals["timed"][sf.f_locals["grade_id"]]) - 1):
+            emit(b"W", b"")
+            _, payload = g["_read_frame_fd"](tfd, g["MAX_JOB"])
+            args = g["codec"].to_args(g["codec"].loads(payload, max_bytes=g["MAX_JOB"]))
+            rest.append({"status": "ok", "value": _slow(*args)})
+        emit(b"K", g["encode_results"](rest))
+        emit(b"R", g["encode_results"]([]))
+        os._exit(0)
+    return _slow(x)
+""",
+    # Ask for an input and never read it: the runner must not block writing it.
+    "staller": _FIND + """
+def pair_sum(x):
+    sf = _find("_student")
+    if sf is not None and sf.f_locals.get("grade_id") in sf.f_locals.get("timed", {}):
+        sf.f_locals["emit"](b"W", b"")
+        while True:
+            pass
+    return _slow(x)
+""",
+}
+
+
 def test_a_speed_check_times_fresh_inputs_against_the_course_baseline(tiny: Path):
     """A double loop is right but not 5 times faster than the course's double loop: too_slow, and only there."""
     data = _build_hidden(tiny)
@@ -241,6 +306,8 @@ def test_the_fixture_course_is_released_and_graded_by_cnn_grade(tiny: Path):
                 fit_threshold="def fit_threshold(x, y):\n    return 0.6\n")
     _submission(tiny, "blank", **{fn: f"def {fn}(*args):\n    raise NotImplementedError()\n"
                                   for fn in ("square", "sum_of_squares", "square_backward", "pair_sum", "fit_threshold")})
+    for name, source in SPEED_ATTACKS.items():
+        _submission(tiny, name, pair_sum=source)
     run = subprocess.run([sys.executable, "-m", "cnngrader.tools.cli", "grade", "--assignment", TINY, "--jobs", "2",
                           "--no-progress"], cwd=tiny, env=tool_env(tiny), capture_output=True, text=True)
     assert run.returncode in (0, 3), run.stderr[-2000:]
@@ -255,5 +322,14 @@ def test_the_fixture_course_is_released_and_graded_by_cnn_grade(tiny: Path):
     rec = record.load(TINY, "wrong", tiny)
     assert rec.cells["test_pair_sum_speed"].codes == ["too_slow"]
     assert rec.cells["test_fit_threshold_accuracy"].fraction == 0.5
+    # No attack on the speed check earns its points, and none costs anything elsewhere.
+    attacks = function_scores(paths.default_db_url(tiny), TINY, list(SPEED_ATTACKS))
+    for name in SPEED_ATTACKS:
+        assert attacks[name] == {**scores["right"], "pair_sum": attacks[name]["pair_sum"]}, name
+        assert attacks[name]["pair_sum"] <= 2, (name, record.load(TINY, name, tiny).cells["test_pair_sum_speed"])
+    # The seed thief found no seed (its values are right) and is simply too slow; the
+    # pipeliner is stopped when it asks for a second input before answering the first.
+    assert record.load(TINY, "seedthief", tiny).cells["test_pair_sum_speed"].codes == ["too_slow"]
+    assert set(record.load(TINY, "pipeliner", tiny).cells["test_pair_sum_speed"].codes) == {"timing_protocol"}
     graded = tiny / "autograded" / "right" / TINY
     assert not (graded / "grading").exists()

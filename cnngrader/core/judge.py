@@ -234,6 +234,8 @@ def _speedup(check: Check, got: Any, exp: Any) -> None:
     timing = exp.get("timing")
     if not timing or timing["fast_seconds"] <= 0:
         raise Mismatch("could not be timed", "not_graded")
+    if timing.get("broken") or timing.get("calls") != check.repeats:
+        raise Mismatch("the timed calls did not come back one result per input", "timing_protocol")
     ratio = timing["loop_seconds"] / timing["fast_seconds"]
     if ratio < check.min_ratio:
         raise Mismatch(f"{ratio:.1f} times as fast as the loop version; this check needs "

@@ -38,6 +38,7 @@ FAILURE_LABELS: dict[str, str] = {
     "partial_score": "partial credit on the check's scale",
     "below_threshold": "score below the scale's lowest step",
     "too_slow": "not fast enough",
+    "timing_protocol": "timed calls tampered with",
     "not_an_array": "returned something that is not an array",
     "not_numeric": "returned an array that does not hold numbers",
     "not_finite": "returned NaN or infinity",

@@ -38,6 +38,8 @@ MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 
@@ -99,11 +101,37 @@ def enter(tmpfs: dict[str, int], new_pid: bool = True) -> None:
     _write("/proc/self/gid_map", f"{INNER_ID} {gid} 1")
     # Nothing mounted here may propagate back to the zygote's namespace.
     _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
+    # The interpreter's own files may live under a folder about to be covered (a virtualenv in
+    # /tmp): hold them by descriptor, and bind them back read-only over the fresh tmpfs.
+    kept = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in _covered_python_dirs(tmpfs)}
     for target, size in tmpfs.items():
         _mount_tmpfs(target, size)
+    for path, fd in kept.items():
+        try:
+            os.makedirs(path, exist_ok=True)
+            source = f"/proc/self/fd/{fd}".encode()
+            _check(_libc.mount(source, path.encode(), None, MS_BIND | MS_REC, None), f"bind {path}")
+            _check(_libc.mount(None, path.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                               None), f"read-only {path}")
+        finally:
+            os.close(fd)
     # A new /proc cannot be mounted under bubblewrap's partly covered one, so
     # hide it: the processes of the zygote and of other functions stay unnamed.
     _mount_tmpfs("/proc", 4096, mode="555", readonly=True)
+
+
+def _covered_python_dirs(tmpfs: dict[str, int]) -> list[str]:
+    """The interpreter's folders (prefixes, site-packages) that a tmpfs mount point would hide."""
+    import site
+    import sys
+
+    candidates = {sys.prefix, sys.exec_prefix, sys.base_prefix, *site.getsitepackages()}
+    out = []
+    for path in sorted(os.path.realpath(p) for p in candidates if p and os.path.isdir(p)):
+        if any(path == t or path.startswith(t.rstrip("/") + "/") for t in tmpfs) and \
+                not any(path.startswith(o + "/") for o in out):
+            out.append(path)
+    return out
 
 
 class _CapHeader(ctypes.Structure):

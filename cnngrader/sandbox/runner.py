@@ -383,9 +383,6 @@ def _run_function(chan: socket.socket, helper_fd: int | None) -> int:
     if kind != b"J":
         return 2
     job = json.loads(header)
-    # What the student process must not see: the seeds of the timed inputs and the baseline.
-    timing = {"timed": job.pop("timed", {}), "baseline": job.pop("baseline", None)}
-    job["timed_ids"] = {gid: int(t.get("repeats", 1)) for gid, t in timing["timed"].items()}
     kind, raw_inputs = _recv_frame(chan, MAX_JOB)
     inputs = codec.loads(raw_inputs, max_bytes=MAX_JOB)
     kind, files = _recv_frame(chan, MAX_JOB)
@@ -394,7 +391,7 @@ def _run_function(chan: socket.socket, helper_fd: int | None) -> int:
         jail.enter({"/tmp": limits["tmp"], job["home"]: limits["home"], "/dev/shm": limits["shm"]})
     _write_files(files, job["home"])
     r, w = os.pipe()
-    tr, tw = os.pipe() if timing["timed"] else (None, None)
+    tr, tw = os.pipe() if job.get("timed_ids") else (None, None)
     pid = os.fork()
     if pid == 0:
         code = 0
@@ -413,7 +410,14 @@ def _run_function(chan: socket.socket, helper_fd: int | None) -> int:
         os.close(tr)
     if helper_fd is not None:
         os.close(helper_fd)
-    clock = _Clock(job["checks"], inputs, timing, tw) if tw is not None else None
+    clock = None
+    if tw is not None:
+        # The seeds arrive only now, after the fork: no copy of them exists in the student
+        # process's memory, so the timed inputs cannot be rebuilt there ahead of the calls.
+        kind, raw = _recv_frame(chan, MAX_JOB)
+        timing = json.loads(raw) if kind == b"X" else {"timed": {}, "baseline": None}
+        os.set_blocking(tw, False)
+        clock = _Clock(job["checks"], inputs, timing, tw)
     _relay(chan, r, pid, limits, len(job["checks"]), clock)
     return 0
 
@@ -422,58 +426,89 @@ class _Clock:
     """Times the timed checks from the runner: the baseline here, the student's function from outside.
 
     Each timed check makes ``repeats`` calls on fresh inputs of the case's
-    shapes, handed over one at a time; the student's time is the fastest
-    call, so a pause of the machine during one call does not count against
-    it. The baseline runs once, on the first input, in this process.
+    shapes. The protocol is strict: the student process asks (``W``), the
+    runner hands over one input and starts the clock, and the next ``K``
+    frame is that call's result; anything else during a timed check (a
+    second request while an input is out, a result nobody asked for) marks
+    the check as broken. The student's time is the median call, so one stall
+    of a loaded machine does not count against it; the baseline's is the
+    faster of two runs, warm, on the first input.
     """
 
+    BASELINE_RUNS = 2
+
     def __init__(self, checks: list[str], inputs: dict, timing: dict, fd: int):
-        self.queue = [g for g in checks if g in timing["timed"]]
-        self.inputs, self.timed, self.fd = inputs, timing["timed"], fd
-        self.baseline = _baseline(timing["baseline"]) if timing["baseline"] else None
+        self.queue = [g for g in checks if g in timing.get("timed", {})]
+        self.inputs, self.timed, self.fd = inputs, timing.get("timed", {}), fd
+        self.baseline = _baseline(timing["baseline"]) if timing.get("baseline") else None
         self.grade_id: str | None = None
         self.pending: list[Any] = []
         self.loop = 0.0
         self.calls: list[float] = []
         self.started: float | None = None
+        self.broken = False
 
-    def send(self) -> None:
-        """The student waits for its next timed input: hand it over and start the clock."""
-        if not self.pending:
-            if not self.queue:
-                return
+    def send(self, deadline: float) -> None:
+        """The student asks for its next timed input: hand it over and start the clock."""
+        if self.started is not None or (not self.pending and (self.grade_id is not None or not self.queue)):
+            self.broken = True  # a request while an input is out, or past the last one
+            return
+        if self.grade_id is None:
             self._next_check()
         args = self.pending.pop(0)
-        payload = codec.dumps(args)
+        payload = codec.frame(b"I", codec.dumps(args))
         self.started = time.perf_counter()
-        os.write(self.fd, codec.frame(b"I", payload))
+        _write_all(self.fd, payload, deadline)
 
     def _next_check(self) -> None:
         self.grade_id = self.queue.pop(0)
         spec = self.timed[self.grade_id]
         template = self.inputs.get(self.grade_id, [])[:1] * int(spec.get("repeats", 1))
         self.pending = timed_inputs(template, int(spec["seed"]))
-        self.calls = []
-        self.loop = 0.0
+        self.calls, self.loop, self.broken = [], 0.0, False
         if self.baseline is not None and self.pending:
-            start = time.perf_counter()
-            self.baseline(*timed_inputs(template[:1], int(spec["seed"]))[0])
-            self.loop = time.perf_counter() - start
+            first = timed_inputs(template[:1], int(spec["seed"]))[0]
+            runs = []
+            for _ in range(self.BASELINE_RUNS):
+                start = time.perf_counter()
+                self.baseline(*first)
+                runs.append(time.perf_counter() - start)
+            self.loop = min(runs)
 
-    def tick(self) -> None:
-        """One timed call's result arrived."""
-        if self.started is not None:
-            self.calls.append(time.perf_counter() - self.started)
-            self.started = None
+    def tick(self) -> bool:
+        """A result arrived; True when it answers the input that is out (and is to be relayed)."""
+        if self.started is None:
+            self.broken = self.broken or self.grade_id is not None
+            return False
+        self.calls.append(time.perf_counter() - self.started)
+        self.started = None
+        return True
 
     def stop(self) -> dict | None:
-        """The timed check is over: the seconds each side took."""
+        """The timed check is over: the seconds each side took, and whether the protocol held."""
         if self.grade_id is None:
             return None
+        calls = sorted(self.calls)
         out = {"grade_id": self.grade_id, "loop_seconds": round(self.loop, 6),
-               "fast_seconds": round(min(self.calls), 6) if self.calls else 0.0, "calls": len(self.calls)}
-        self.grade_id = None
+               "fast_seconds": round(calls[len(calls) // 2], 6) if calls else 0.0, "calls": len(calls),
+               "broken": self.broken or self.started is not None or bool(self.pending)}
+        self.grade_id, self.started, self.pending = None, None, []
         return out
+
+
+def _write_all(fd: int, data: bytes, deadline: float) -> None:
+    """Write to a non-blocking pipe, giving up at ``deadline`` (a student that never reads cannot stall us)."""
+    view = memoryview(data)
+    while view:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the student process did not read its timed input")
+        _, ready, _ = select.select([], [fd], [], min(left, 1.0))
+        if ready:
+            try:
+                view = view[os.write(fd, view):]
+            except BlockingIOError:
+                continue
 
 
 def _relay(chan: socket.socket, r: int, pid: int, limits: dict, n_checks: int, clock: _Clock | None = None) -> None:
@@ -505,16 +540,26 @@ def _relay(chan: socket.socket, r: int, pid: int, limits: dict, n_checks: int, c
             if kind == b"P":
                 _send(chan, b"P", payload[:65536])
             elif kind == b"W" and clock is not None:
-                clock.send()
-            elif kind == b"K" and clock is not None and clock.started is not None and seq < n_checks:
-                clock.tick()
-                _send(chan, b"K", struct.pack("<I", seq) + payload)
+                try:
+                    clock.send(deadline)
+                except TimeoutError:
+                    status = {"status": "timeout"}
+                    break
+            elif kind == b"K" and clock is not None and seq < n_checks:
+                if clock.tick():
+                    _send(chan, b"K", struct.pack("<I", seq) + payload)
+            if clock is not None and clock.broken:
+                # Only tampering breaks the timing protocol: stop at once rather than wait it out.
+                status = {"status": "protocol"}
+                break
             elif kind == b"R" and seq < n_checks:
                 timing = clock.stop() if clock is not None else None
                 _send(chan, b"R", struct.pack("<I", seq) + payload)
                 if timing is not None:
                     _send(chan, b"T", json.dumps(timing).encode())
                 seq += 1
+        if status:
+            break
         if reader.error:
             status = {"status": "too_large"}
             break
@@ -600,6 +645,11 @@ def main(argv: list[str]) -> int:
     jail.set_non_dumpable()
     control = socket.socket(fileno=int(argv[1]))
     import numpy  # noqa: F401 - imported once here, so every fork starts warm
+
+    # numpy imports these lazily; the timed checks draw their inputs with numpy.random after
+    # the sandbox may have hidden the interpreter's files (a virtualenv under /tmp, say).
+    import numpy.linalg  # noqa: F401
+    import numpy.random  # noqa: F401
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
     while True:

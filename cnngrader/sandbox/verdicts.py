@@ -23,6 +23,7 @@ import os
 import select
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -84,6 +85,8 @@ class FunctionRun:
     #: Timed checks: the runner's measurements, and the results of the calls it timed, by grade id.
     timings: dict[str, dict] = field(default_factory=dict)
     timed_results: dict[str, list[dict]] = field(default_factory=dict)
+    #: Timed checks whose calls did not come back one result per input.
+    timed_broken: set[str] = field(default_factory=set)
 
 
 def student_cells(nb: NotebookNode, skip_tags: tuple[str, ...] = ("gradient-check",)) -> list[str]:
@@ -137,6 +140,8 @@ def process_outcome(status: dict | None, limits: Limits, oom: bool) -> tuple[str
         return "wall_timeout", f"timed out after {limits.wall_seconds:g} s"
     if kind == "too_large":
         return "result_too_large", f"sent back more than the {_format_bytes(limits.result_bytes)} result limit"
+    if kind == "protocol":
+        return "timing_protocol", "was stopped: it asked for a timed input before answering the last one"
     if kind == "signal":
         sig = status.get("code")
         cpu = status.get("cpu")
@@ -245,7 +250,7 @@ class Zygote:
         return None
 
     def run_function(self, function: str, job: dict, inputs: bytes, helper_sources: dict[str, str] | None,
-                     group: Group | None, files: bytes = b"") -> FunctionRun:
+                     group: Group | None, files: bytes = b"", timing: dict | None = None) -> FunctionRun:
         """Run one function's checks in a fresh runner; never raises for anything the student does."""
         limits = self.limits
         out = FunctionRun()
@@ -291,7 +296,9 @@ class Zygote:
                 group.add(pid)
             job = {**job, "limits": limits.sandbox_job(), **self._paths(function)}
             chan.sendall(codec.frame(b"J", json.dumps(job).encode()) + codec.frame(b"I", inputs)
-                         + codec.frame(b"F", files or pack_files([])))
+                         + codec.frame(b"F", files or pack_files([]))
+                         # Read by the runner only after it has forked the student process.
+                         + (codec.frame(b"X", json.dumps(timing).encode()) if job.get("timed_ids") else b""))
             self._collect(chan, job, group, out, time.monotonic() + limits.wall_seconds + 5)
         finally:
             for s in (chan, hchan):
@@ -345,8 +352,12 @@ class Zygote:
                         out.results[checks[seq]] = _parse_results(payload[4:], limits)
                 elif kind == b"K" and len(payload) >= 4:
                     (seq,) = struct.unpack("<I", payload[:4])
-                    if seq < len(checks) and checks[seq] in job.get("timed", {}):
-                        out.timed_results.setdefault(checks[seq], []).extend(_parse_results(payload[4:], limits))
+                    if seq < len(checks) and checks[seq] in job.get("timed_ids", {}):
+                        answer = _parse_results(payload[4:], limits)
+                        if len(answer) == 1:
+                            out.timed_results.setdefault(checks[seq], []).extend(answer)
+                        else:  # one input, one result: anything else is not a timed call
+                            out.timed_broken.add(checks[seq])
                 elif kind == b"T":
                     timing = _parse_timing(payload, checks)
                     if timing is not None:
@@ -471,7 +482,10 @@ def _parse_timing(payload: bytes, checks: list[str]) -> dict | None:
     seconds = [info.get("loop_seconds"), info.get("fast_seconds")]
     if not all(isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in seconds):
         return None
-    return {"grade_id": info["grade_id"], "loop_seconds": float(seconds[0]), "fast_seconds": float(seconds[1])}
+    calls = info.get("calls")
+    return {"grade_id": info["grade_id"], "loop_seconds": float(seconds[0]), "fast_seconds": float(seconds[1]),
+            "calls": calls if isinstance(calls, int) and not isinstance(calls, bool) else 0,
+            "broken": info.get("broken") is not False}
 
 
 def _parse_status(payload: bytes) -> dict:
@@ -513,10 +527,11 @@ def run_verdicts(nb: NotebookNode, workdir: Path | None, data: HiddenData, limit
         spec_fn = assignment.function(fn)
         job = {"function": fn, "cells": cells, "checks": ids, "helpers": list(spec_fn.helpers),
                "blocked": list(spec_fn.blocked)}
-        seeds = timed_job(job, assignment, fn_checks)
+        seeds, timing = timed_job(job, assignment, fn_checks)
         helper_sources = {h: data.helpers[h] for h in spec_fn.helpers} or None
         fn_group = group.child(f"fn-{fn}", memory=limits.memory_bytes, pids=limits.pids) if group else None
-        result = zygote.run_function(fn, job, codec.dumps(codec.to_args(inputs)), helper_sources, fn_group, files)
+        result = zygote.run_function(fn, job, codec.dumps(codec.to_args(inputs)), helper_sources, fn_group, files,
+                                     timing)
         run.process_notes[fn] = result.note
         run.process_codes[fn] = result.code
         run.cpu[fn] = result.cpu
@@ -533,8 +548,10 @@ def run_verdicts(nb: NotebookNode, workdir: Path | None, data: HiddenData, limit
         for check in fn_checks:
             items = data.cases(check.grade_id)
             if check.grade_id in seeds:
-                items = timed_items(assignment, check, items, seeds[check.grade_id],
-                                    result.timings.get(check.grade_id))
+                measured = result.timings.get(check.grade_id)
+                if measured is not None and check.grade_id in result.timed_broken:
+                    measured = {**measured, "broken": True}
+                items = timed_items(assignment, check, items, seeds[check.grade_id], measured)
             results = result.results.get(check.grade_id)
             if check.grade_id in seeds:
                 # Only the calls the runner timed count: it relayed their results itself.
@@ -551,23 +568,26 @@ def run_verdicts(nb: NotebookNode, workdir: Path | None, data: HiddenData, limit
     return run
 
 
-def timed_job(job: dict, assignment: Any, checks: list[Check]) -> dict[str, int]:
-    """Add the timed checks to a runner job: a fresh seed each, and the course's baseline source.
+def timed_job(job: dict, assignment: Any, checks: list[Check]) -> tuple[dict[str, int], dict | None]:
+    """Mark a runner job's timed checks; return their fresh seeds and the runner's timing frame.
 
-    The seeds never reach the student process (the runner takes them out of
-    the job before it forks), so the timed inputs cannot be computed ahead.
+    The job (which the student process gets) names the timed checks and how
+    many calls each makes. The seeds and the course's baseline go in a frame
+    of their own that the runner reads only after forking the student
+    process, so no copy of a seed ever exists in the student's memory.
     """
     import secrets
 
     timed = [c for c in checks if c.compare == "speedup"]
     if not timed:
-        return {}
+        return {}, None
     seeds = {c.grade_id: secrets.randbits(62) for c in timed}
-    job["timed"] = {c.grade_id: {"seed": seeds[c.grade_id], "repeats": c.repeats} for c in timed}
+    job["timed_ids"] = {c.grade_id: c.repeats for c in timed}
     module, _, function = timed[0].baseline.partition(":")
-    job["baseline"] = {"source": (assignment.source_folder / module).read_text(encoding="utf-8"),
-                       "function": function}
-    return seeds
+    timing = {"timed": {c.grade_id: {"seed": seeds[c.grade_id], "repeats": c.repeats} for c in timed},
+              "baseline": {"source": (assignment.source_folder / module).read_text(encoding="utf-8"),
+                           "function": function}}
+    return seeds, timing
 
 
 def timed_items(assignment: Any, check: Check, items: list, seed: int, timing: dict | None) -> list:
@@ -733,19 +753,21 @@ def run_in_process(namespace: dict[str, Any], grade_id: str, data: HiddenData) -
 def _speedup_in_process(namespace: dict[str, Any], check: Check, items: list, data: HiddenData,
                         helpers: dict[str, Any]) -> Verdict:
     """A timed check under validate: the same fresh inputs and baseline, timed in this one process."""
-    job: dict[str, Any] = {}
-    seeds = timed_job(job, data.spec, [check])
-    baseline = runner._baseline(job["baseline"])
+    seeds, frame = timed_job({}, data.spec, [check])
+    baseline = runner._baseline(frame["baseline"])
     fresh = runner.timed_inputs([items[0][1]] * check.repeats, seeds[check.grade_id])
-    start = time.perf_counter()
-    baseline(*fresh[0])
-    loop = time.perf_counter() - start
+    loops = []
+    for _ in range(2):
+        start = time.perf_counter()
+        baseline(*fresh[0])
+        loops.append(time.perf_counter() - start)
     raw, calls = [], []
     for args in codec.loads(codec.dumps(fresh)):
         start = time.perf_counter()
         raw += runner.run_cases(namespace, check.function, [args], helpers)
         calls.append(time.perf_counter() - start)
-    timing = {"loop_seconds": loop, "fast_seconds": min(calls)}
+    timing = {"loop_seconds": min(loops), "fast_seconds": statistics.median(calls), "calls": len(calls),
+              "broken": False}
     results = codec.loads(runner.encode_results(raw))
     items = timed_items(data.spec, check, items, seeds[check.grade_id], timing)
     return judge(check, items, results, _Context(check.function, [], []).describe_error)
