@@ -111,6 +111,27 @@ def test_every_mutant_loses_points_in_its_own_function_only(mutant: mutants.Muta
     assert failed == {mutant.function}
 
 
+VARIANTS = sorted((SOURCE / "grading" / "variants").glob("*.py"))
+
+
+def test_there_are_variants_for_every_kind_of_rewrite():
+    assert len(VARIANTS) >= 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", VARIANTS, ids=[p.stem for p in VARIANTS])
+def test_every_correct_variant_gets_full_marks(variant: Path, hidden: HiddenData):
+    """Correct solutions written differently (where, dot, im2col, add.at, in place, while loops) pass every cell."""
+    a = spec.load(A)
+    ns = _namespace()
+    exec(compile(variant.read_text(), variant.name, "exec"), ns)  # noqa: S102 - the course's own fixtures
+    defined = set(submissions.functions_in(variant.read_text()))
+    for check in a.checks:
+        if check.function in defined:
+            verdict = run_in_process(ns, check.grade_id, hidden)
+            assert verdict.passed, (check.grade_id, verdict.message)
+
+
 @pytest.mark.slow
 def test_a_students_validate_passes_on_a_solved_release(tmp_path: Path):
     """A solved release runs top to bottom: every visible check passes and Validate succeeds."""
