@@ -37,7 +37,7 @@ convolution is. Kinds of comparison (``compare``):
     (released course code, ``file.py:function`` in the source folder). The
     sandbox's runner times both: the baseline once in its own process, the
     student's function from outside the student's process, from handing over
-    each input to receiving that call's result; the fastest call counts;
+    each input to receiving that call's result; the median call counts, against the faster of two warm baseline runs;
 ``min_score``
     a property graded by the trusted side: the function's result is scored
     by a scorer declared in the spec (for instance the accuracy of returned
@@ -148,7 +148,7 @@ class Check:
     #: ``speedup``: the course's slow version (``file.py:function`` in the source folder) and the ratio needed.
     baseline: str = ""
     min_ratio: float = 0.0
-    #: ``speedup``: calls on fresh inputs; the fastest one is compared with the baseline.
+    #: ``speedup``: calls on fresh inputs; the median one is compared with the baseline.
     repeats: int = 5
 
     def __post_init__(self) -> None:
