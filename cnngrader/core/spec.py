@@ -35,9 +35,10 @@ convolution is. Kinds of comparison (``compare``):
     right on ``repeats`` inputs of the case's shapes with values drawn at
     grading time, and at least ``min_ratio`` times faster than ``baseline``
     (released course code, ``file.py:function`` in the source folder). The
-    sandbox's runner times both: the baseline once in its own process, the
-    student's function from outside the student's process, from handing over
-    each input to receiving that call's result; the median call counts, against the faster of two warm baseline runs;
+    sandbox's runner times both: the baseline in its own process (the faster
+    of two runs), the student's function from outside the student's process,
+    from handing over each input to receiving that call's result (the median
+    call counts);
 ``min_score``
     a property graded by the trusted side: the function's result is scored
     by a scorer declared in the spec (for instance the accuracy of returned
