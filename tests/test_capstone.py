@@ -23,6 +23,7 @@ from cnngrader.core import paths, record, reference, spec
 from cnngrader.core.hidden_data import HiddenData, ensure_current
 from cnngrader.sandbox.verdicts import run_in_process
 from cnngrader.tools import mutants, submissions
+from cnngrader.tools.workspace import tool_env
 
 A = "train_cnn"
 REPO = Path(__file__).resolve().parents[1]
@@ -144,16 +145,9 @@ def test_a_students_validate_passes_on_a_solved_release(tmp_path: Path):
             cell.source = solutions[reference.grade_id(cell)]
     nbformat.write(nb, str(folder / f"{A}.ipynb"))
     run = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "validate", f"{A}.ipynb"], cwd=folder,
-                         capture_output=True, text=True, timeout=600, env={**_env(), "OPENBLAS_NUM_THREADS": "1"})
+                         capture_output=True, text=True, timeout=600,
+                         env=tool_env(REPO, OPENBLAS_NUM_THREADS="1"))
     assert "Success! Your notebook passes all the tests." in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    return env
 
 
 BUGS = ("relu_backward__kink_passes", "conv_forward_fast__stride_ignored")
@@ -163,7 +157,7 @@ BUGS = ("relu_backward__kink_passes", "conv_forward_fast__stride_ignored")
 def test_cnn_grade_scores_the_capstone(tmp_path: Path):
     """The hardened grader: reference 100 (training included), blank 0, each bug only its own function."""
     from cnngrader.tools.batch import function_scores
-    from cnngrader.tools.workspace import make_course, nbgrader, tool_env
+    from cnngrader.tools.workspace import make_course, nbgrader
 
     root = tmp_path / "course"
     make_course(root, generate=False)

@@ -16,7 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 
@@ -278,16 +277,9 @@ def test_a_score_check_gives_partial_credit_on_its_scale(tiny: Path):
 
 
 def _submission(root: Path, student: str, **overrides: str) -> None:
-    nb = nbformat.read(str(root / "release" / TINY / f"{TINY}.ipynb"), as_version=4)
-    solutions = reference.solution_cells(root / "source" / TINY / f"{TINY}.ipynb")
-    solutions.update(overrides)
-    for cell in nb.cells:
-        gid = reference.grade_id(cell)
-        if reference.nbgrader_meta(cell).get("solution") and gid in solutions:
-            cell.source = solutions[gid]
-    folder = root / "submitted" / student / TINY
-    folder.mkdir(parents=True)
-    nbformat.write(nb, str(folder / f"{TINY}.ipynb"))
+    from cnngrader.tools.submissions import submit_release
+
+    submit_release(root, student, TINY, overrides)
 
 
 @pytest.mark.slow

@@ -55,7 +55,6 @@ pass must agree before anything is written; ``none`` stores nothing (the
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import sys
 import tomllib
@@ -254,13 +253,6 @@ class Assignment:
     @property
     def notebook(self) -> Path:
         return self.source_folder / f"{self.notebook_name}.ipynb"
-
-    def digest(self) -> str:
-        """A hash of the grading folder's spec and Python files (they define the hidden inputs)."""
-        h = hashlib.sha256()
-        for path in sorted(self.folder.glob("*.toml")) + sorted(self.folder.glob("*.py")):
-            h.update(path.name.encode() + b"\0" + path.read_bytes())
-        return h.hexdigest()
 
     def module(self, name: str) -> ModuleType:
         """A Python module of the grading folder (instructor-side code only)."""

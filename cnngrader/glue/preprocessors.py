@@ -230,7 +230,10 @@ class SandboxedExecute(Execute):
             cell.outputs = []
             return cell, resources
         tags = set(cell.get("metadata", {}).get("tags") or [])
-        if cell.get("cell_type") == "code" and tags & set(spec.load(_assignment(resources)).skip_tags):
+        cnn = resources.setdefault("cnn", {})
+        if "skip_tags" not in cnn:  # read the spec once per notebook, not once per cell
+            cnn["skip_tags"] = frozenset(spec.load(_assignment(resources)).skip_tags)
+        if cell.get("cell_type") == "code" and tags & cnn["skip_tags"]:
             # Experiments (timing runs, training runs) are the student's own; grading does not repeat them.
             cell.outputs = [NotebookNode(output_type="stream", name="stdout",
                                          text="[not run while grading: an experiment cell]\n")]

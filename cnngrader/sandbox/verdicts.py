@@ -599,7 +599,8 @@ def timed_items(assignment: Any, check: Check, items: list, seed: int, timing: d
     reference = load_reference(assignment.notebook)[check.function]
     out = []
     for k, args in enumerate(fresh):
-        expected = codec.loads(codec.dumps(reference(*codec.to_args(codec.loads(codec.dumps(args))))))
+        # The judge sees inputs and expectations decoded, exactly as they travel.
+        expected = codec.loads(codec.dumps(reference(*args)))
         # The speed is judged once, on the first call; every call must be right.
         out.append((describe, codec.loads(codec.dumps(args)), {"expected": expected,
                                                                 "timing": timing if k == 0 else None,
