@@ -7,8 +7,9 @@ and the tests read it (:func:`load`). Nothing else parses that JSON.
 
 Failures are structured: every failed case carries a stable ``code`` from a
 fixed vocabulary (``wrong_values``, ``cpu_limit``, ``raised_IndexError``...),
-the English ``message`` the student sees, and the case it happened on. The
-report groups by code, so a translated edition only swaps the messages.
+the ``message`` the student read (in their edition's language: English, or
+Chinese for a ``*_zh`` assignment), and the case it happened on. The report
+groups by code, never by words, so every edition is counted the same.
 """
 
 from __future__ import annotations

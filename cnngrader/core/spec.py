@@ -415,7 +415,10 @@ def _gradient_of(functions: list[Function], name: str) -> str:
 
 
 def spec_file(assignment: str, root: Path | None = None) -> Path:
-    return paths.source_dir(assignment, root) / "grading" / "spec.toml"
+    """The grading spec of ``assignment``; a translated edition (``<id>_<lang>``) is graded by its base's."""
+    from cnngrader.core.i18n import base_of
+
+    return paths.source_dir(base_of(assignment, root), root) / "grading" / "spec.toml"
 
 
 @functools.cache

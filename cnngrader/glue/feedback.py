@@ -34,6 +34,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets.config import Config
 
 from cnngrader.core import paths, record, spec
+from cnngrader.core.i18n import Msg, render, translator
 from cnngrader.core.reference import grade_id, is_test_cell
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "nbconvert"
@@ -70,6 +71,7 @@ class FeedbackSummary(NbGraderPreprocessor):
     def preprocess(self, nb: Any, resources: dict) -> tuple[Any, dict]:
         info = resources.get("nbgrader", {})
         assignment = spec.load(info.get("assignment") or None)
+        t = translator(info.get("assignment") or assignment.name)
         registry = assignment.by_grade_id()
         points = assignment.function_points()
         rows: dict[str, dict] = {fn: {"function": fn, "score": 0.0, "points": points[fn], "failed": [],
@@ -83,15 +85,25 @@ class FeedbackSummary(NbGraderPreprocessor):
             row["anchor"] = row["anchor"] or check.grade_id
             score = float(meta.get("score") or 0.0)
             row["score"] += score
+            prop = str(render(Msg(check.prop, "spec"), t))
             if score < float(meta.get("points") or check.points):
-                row["failed"].append(check.prop)
-            meta["cnn_title"] = f"{check.function}: {check.prop}"
+                row["failed"].append(prop)
+            meta["cnn_title"] = f"{check.function}: {prop}"
         rec = _record(info.get("assignment"), info.get("student"))
         resources["cnn_feedback"] = {
             "functions": list(rows.values()),
             "notes": [str(n) for n in rec.attention] if rec else [],
+            "lang": t.lang,
+            "words": {key: str(render(msg, t)) for key, msg in _page_words().items()},
         }
         return nb, resources
+
+
+def _page_words() -> dict[str, Msg]:
+    """The fixed words of the feedback page (the template fills in numbers and names)."""
+    return {"feedback": Msg("feedback"), "points": Msg("points"), "late": Msg("Late submission"),
+            "points_off": Msg("points off"), "failed": Msg("failed"),
+            "all_passed": Msg("all hidden tests passed")}
 
 
 def _record(assignment: str | None, student: str | None) -> record.Record | None:

@@ -45,6 +45,7 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
 from cnngrader.core import paths, spec
 from cnngrader.core.hidden_data import HiddenData, ensure_current
+from cnngrader.core.i18n import Msg, render, translator
 from cnngrader.core.reference import grade_id, is_test_cell
 from cnngrader.core.spec import Assignment
 from cnngrader.sandbox import cgroups
@@ -474,33 +475,38 @@ class TrustedVerdicts(NbGraderPreprocessor):
             except FutureTimeout:
                 run = _gave_up(limits, assignment)
             registry = assignment.by_grade_id()
+            t = translator(_assignment(resources))
             for cell in nb.cells:
                 if not is_test_cell(cell):
                     continue
                 verdict = run.verdicts.get(grade_id(cell))
                 if verdict is None:
                     # A graded cell with no trusted check cannot be trusted: it scores nothing.
-                    cell.outputs = verdict_outputs(False, "this test cell is not part of the course's hidden checks")
+                    cell.outputs = verdict_outputs(False, str(render(Msg(
+                        "this test cell is not part of the course's hidden checks"), t)))
                 elif verdict.passed:
                     check = registry[verdict.grade_id]
-                    cell.outputs = verdict_outputs(True, f"Hidden tests passed: {check.function} - {check.prop}")
+                    cell.outputs = verdict_outputs(True, str(render(Msg(
+                        "Hidden tests passed: {function} - {prop}", function=check.function,
+                        prop=Msg(check.prop, "spec")), t)))
                 elif verdict.fraction:
                     points = float(cell.metadata.get("nbgrader", {}).get("points") or 0)
-                    cell.outputs = partial_outputs(verdict.message, round(points * verdict.fraction, 2))
+                    cell.outputs = partial_outputs(verdict.text(t), round(points * verdict.fraction, 2))
                 else:
-                    cell.outputs = verdict_outputs(False, verdict.message)
+                    cell.outputs = verdict_outputs(False, verdict.text(t))
             scrub_hidden_text(nb)
             group = resources.get("cnn", {}).get("group")
             if group is not None:
                 group.kill()
                 usage = group.usage()
                 resources["cnn"]["memory_peak"] = usage.memory_peak
-            self._record(resources, run, time.monotonic() - started, assignment)
+            self._record(resources, run, time.monotonic() - started, assignment, t)
         finally:
             release_submission_group(resources)
         return nb, resources
 
-    def _record(self, resources: ResourcesDict, run: Any, seconds: float, spec_: Assignment) -> None:
+    def _record(self, resources: ResourcesDict, run: Any, seconds: float, spec_: Assignment, t: Any = None) -> None:
+        """Save the grading record; failure messages and notes in the words the student read."""
         import resource
 
         info = resources.get("nbgrader", {})
@@ -516,7 +522,7 @@ class TrustedVerdicts(NbGraderPreprocessor):
             student=student,
             assignment=assignment,
             status="graded",
-            attention=list(cnn.get("attention", [])),
+            attention=[str(render(note, t)) for note in cnn.get("attention", [])],
             sandboxed=run.sandboxed,
             cgroups=bool(cnn.get("cgroups")),
             kernel=cnn.get("kernel", "not run"),
@@ -528,7 +534,7 @@ class TrustedVerdicts(NbGraderPreprocessor):
             limits_hit={fn: code for fn, code in codes.items() if code in LIMIT_CODES},
             wall_timeouts=list(run.wall_timeouts),
             errors=list(run.errors),
-            cells={gid: CellResult(v.passed, list(v.failures), *_function_prop(spec_, gid), v.fraction)
+            cells={gid: CellResult(v.passed, v.translated_failures(t), *_function_prop(spec_, gid), v.fraction)
                    for gid, v in run.verdicts.items()},
             verdict_wait_seconds=round(seconds, 3),
         ))
@@ -543,7 +549,7 @@ def _gave_up(limits: Limits, assignment: Assignment) -> Any:
     from cnngrader.core.judge import failed
     from cnngrader.sandbox.verdicts import GradingRun
 
-    note = f"grading did not finish within {verdict_budget(limits, assignment):.0f} s"
+    note = Msg("grading did not finish within {seconds:.0f} s", seconds=verdict_budget(limits, assignment))
     run = GradingRun({}, sandboxed=False)
     for check in assignment.checks:
         run.verdicts[check.grade_id] = failed(check, "grading_gave_up", note)

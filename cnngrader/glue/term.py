@@ -60,15 +60,27 @@ class LatePenalty(LateSubmissionPlugin):
         return penalty
 
 
+def due_dates(term: CnnTerm) -> dict[str, str]:
+    """Every assignment's due date; a translated edition is due when its English base is, unless set."""
+    from cnngrader.core.i18n import all_editions, base_of
+
+    dues = {a: term.due_dates.get(a) or term.due_dates.get(base_of(a)) for a in all_editions()}
+    dues.update(term.due_dates)
+    return {a: due for a, due in dues.items() if due}
+
+
 def apply_due_dates(db_url: str, course_id: str, config: Config) -> list[str]:
     """Write the configured due dates into the gradebook; returns the assignments updated."""
     from nbgrader.api import Gradebook, MissingEntry
     from nbgrader.utils import parse_utc
 
     term = CnnTerm(config=config)
+    dues = due_dates(term)
     done = []
     with Gradebook(db_url, course_id) as gb:
-        for assignment, due in term.due_dates.items():
+        for assignment, due in dues.items():
+            if not due:
+                continue
             try:
                 gb.find_assignment(assignment)
             except MissingEntry:
@@ -90,7 +102,7 @@ def main() -> int:
     done = apply_due_dates(paths.normalise_db_url(db_url), config.CourseDirectory.get("course_id", paths.course_id()),
                            config)
     for assignment in done:
-        print(f"due date of {assignment}: {CnnTerm(config=config).due_dates[assignment]}")
+        print(f"due date of {assignment}: {due_dates(CnnTerm(config=config))[assignment]}")
     return 0
 
 

@@ -27,6 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cnngrader.core.i18n import Msg
 from cnngrader.core.textsafe import clean, is_clean
 from cnngrader.sandbox.limits import Limits
 
@@ -123,8 +124,8 @@ def stage(src: Path, dest: Path, release_notebooks: list[Path], limits: Limits, 
                 for entry in entries:
                     looked += 1
                     if looked > limits.max_scan_entries:
-                        budget_note = (f"stopped looking after {limits.max_scan_entries} files and folders; "
-                                       "the rest was left out")
+                        budget_note = Msg("stopped looking after {n} files and folders; the rest was left out",
+                                          n=limits.max_scan_entries)
                         pending.clear()
                         break
                     name = entry.name
@@ -185,15 +186,18 @@ def _check_notebook(dest: Path, notebook_name: str, release: Path, result: Stage
     notebook = dest / notebook_name
     if not notebook.exists():
         others = sorted(clean(p.name, 60) for p in dest.glob("*.ipynb"))
-        found = f" (found: {', '.join(others[:5])})" if others else ""
-        result.attention.append(f"missing notebook {notebook_name}{found}: graded as blank")
+        if others:
+            result.attention.append(Msg("missing notebook {name} (found: {found}): graded as blank",
+                                        name=notebook_name, found=", ".join(others[:5])))
+        else:
+            result.attention.append(Msg("missing notebook {name}: graded as blank", name=notebook_name))
         shutil.copyfile(release, notebook)
         return
     try:
         nb = nbformat.reads(notebook.read_text(encoding="utf-8"), as_version=4)
         nbformat.validate(nb)
     except (Exception, RecursionError) as exc:  # noqa: BLE001 - any unreadable notebook is handled the same way
-        result.attention.append(f"malformed notebook ({type(exc).__name__}): graded as blank")
+        result.attention.append(Msg("malformed notebook ({error}): graded as blank", error=type(exc).__name__))
         shutil.copyfile(release, notebook)
 
 
@@ -210,4 +214,4 @@ def _check_timestamp(dest: Path, result: StageResult) -> None:
         parse_utc(text)
     except (ValueError, UnicodeDecodeError, OverflowError):
         path.unlink()
-        result.attention.append("timestamp.txt could not be read: the submission has no time")
+        result.attention.append(Msg("timestamp.txt could not be read: the submission has no time"))

@@ -38,6 +38,7 @@ from nbformat import NotebookNode
 
 from cnngrader.core import codec
 from cnngrader.core.hidden_data import HiddenData
+from cnngrader.core.i18n import N_, Msg
 from cnngrader.core.judge import Verdict, failed, judge, probe_failure
 from cnngrader.core.reference import grade_id, is_test_cell
 from cnngrader.core.spec import Check
@@ -121,7 +122,7 @@ def _signal_name(sig: Any) -> str:
         return "an unknown signal"
 
 
-NOT_GRADED = ("not_graded", "was not graded: the grading process stopped before reaching it")
+NOT_GRADED = ("not_graded", Msg("was not graded: the grading process stopped before reaching it"))
 #: Process outcomes that mean a resource limit was reached (the record lists them as limits hit).
 LIMIT_CODES = frozenset({"cpu_limit", "wall_timeout", "memory_limit", "result_too_large"})
 
@@ -133,29 +134,30 @@ def process_outcome(status: dict | None, limits: Limits, oom: bool) -> tuple[str
         return NOT_GRADED
     kind = status.get("status")
     if oom:
-        return "memory_limit", f"exceeded the {mem} memory limit"
+        return "memory_limit", Msg("exceeded the {memory} memory limit", memory=mem)
     if kind == "cpu":
-        return "cpu_limit", f"exceeded the {limits.cpu_seconds} s CPU limit"
+        return "cpu_limit", Msg("exceeded the {seconds} s CPU limit", seconds=limits.cpu_seconds)
     if kind == "timeout":
-        return "wall_timeout", f"timed out after {limits.wall_seconds:g} s"
+        return "wall_timeout", Msg("timed out after {seconds:g} s", seconds=limits.wall_seconds)
     if kind == "too_large":
-        return "result_too_large", f"sent back more than the {_format_bytes(limits.result_bytes)} result limit"
+        return "result_too_large", Msg("sent back more than the {size} result limit",
+                                       size=_format_bytes(limits.result_bytes))
     if kind == "protocol":
-        return "timing_protocol", "was stopped: it asked for a timed input before answering the last one"
+        return "timing_protocol", Msg("was stopped: it asked for a timed input before answering the last one")
     if kind == "signal":
         sig = status.get("code")
         cpu = status.get("cpu")
         # RLIMIT_CPU ends in SIGXCPU or SIGKILL; a SIGKILL with CPU to spare came from the code itself.
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and isinstance(cpu, int | float)
                                      and cpu >= limits.cpu_seconds - 0.5):
-            return "cpu_limit", f"exceeded the {limits.cpu_seconds} s CPU limit"
-        return "crashed", f"process crashed with signal {_signal_name(sig)}"
+            return "cpu_limit", Msg("exceeded the {seconds} s CPU limit", seconds=limits.cpu_seconds)
+        return "crashed", Msg("process crashed with signal {signal}", signal=_signal_name(sig))
     code = status.get("code")
     if code == runner.SETUP_FAILED:
-        return "load_failed", "the grading process failed while loading your code"
+        return "load_failed", Msg("the grading process failed while loading your code")
     if code == 0:
         return "ok", "ok"
-    return "exited", f"process exited with status {int(code) if isinstance(code, int) else '?'}"
+    return "exited", Msg("process exited with status {status}", status=int(code) if isinstance(code, int) else "?")
 
 
 def process_note(status: dict | None, limits: Limits, oom: bool) -> str:
@@ -370,7 +372,7 @@ class Zygote:
             if reader.error:
                 status = {"status": "too_large"}
         if status is not None and status.get("status") == "setup":
-            out.code, out.note = "setup_failed", "was not graded: the grading sandbox could not be set up"
+            out.code, out.note = "setup_failed", Msg("was not graded: the grading sandbox could not be set up")
             return
         oom = bool(group is not None and group.usage().oom_kills)
         code, note = process_outcome(status, limits, oom)
@@ -662,11 +664,19 @@ class _Context:
         k = self._defining_cell(self.function)
         for p in self.problems:
             if p["syntax"] and p["cell"] == k and k is not None:
-                kind = {"IndentationError": "an indentation error", "TabError": "an indentation error"}\
-                    .get(p["error"], "a syntax error")
+                indent = p["error"] in ("IndentationError", "TabError")
                 lines = self.cells[k].get("source", "").count("\n") + 1
-                where = f" at line {p['line']}" if isinstance(p["line"], int) and 0 < p["line"] <= lines else ""
-                return f"the cell that defines {self.function} has {kind}{where}, so it could not run"
+                if isinstance(p["line"], int) and 0 < p["line"] <= lines:
+                    if indent:
+                        return Msg("the cell that defines {function} has an indentation error at line {line}, "
+                                   "so it could not run", function=self.function, line=p["line"])
+                    return Msg("the cell that defines {function} has a syntax error at line {line}, "
+                               "so it could not run", function=self.function, line=p["line"])
+                if indent:
+                    return Msg("the cell that defines {function} has an indentation error, so it could not run",
+                               function=self.function)
+                return Msg("the cell that defines {function} has a syntax error, so it could not run",
+                           function=self.function)
         return None
 
     def line_ok(self, line: Any) -> bool:
@@ -682,34 +692,38 @@ class _Context:
             note, code = result.get("note"), result.get("code")
             if isinstance(note, str):
                 return (code if isinstance(code, str) else "not_graded"), note
-            return "not_graded", "the grading process stopped"
+            return "not_graded", Msg("the grading process stopped")
         if error == "not_defined":
             syntax = self.syntax_error()
-            return ("syntax_error", syntax) if syntax else ("not_defined", f"{self.function} is not defined")
+            return ("syntax_error", syntax) if syntax else ("not_defined", Msg("{function} is not defined",
+                                                                                 function=self.function))
         if error == "unreadable":
             why = result.get("why")
-            return "unreadable_result", (f"returned a result that could not be read ({why})" if why in _UNREADABLE
-                                         else "returned a result that could not be read")
+            return "unreadable_result", (Msg("returned a result that could not be read ({why})", why=Msg(why))
+                                         if why in _UNREADABLE else Msg("returned a result that could not be read"))
         if error == "unencodable":
-            return "unreadable_result", "returned a value that cannot be read"
+            return "unreadable_result", Msg("returned a value that cannot be read")
         if error == "forward_called":
             name = result.get("name")
             if isinstance(name, str) and name in self.blocked:
-                return "forward_called", (name + " (backward passes are graded on their own: "
-                                          "use the cache, not the forward pass)")
-            return "forward_called", "called a forward pass, which a backward pass must not do"
+                caller, _, callee = name.partition(" must not call ")
+                return "forward_called", Msg("{function} must not call {forward} (backward passes are graded on "
+                                             "their own: use the cache, not the forward pass)",
+                                             function=caller, forward=callee)
+            return "forward_called", Msg("called a forward pass, which a backward pass must not do")
         if error == "NotImplementedError":
-            return "not_implemented", "is not implemented yet (raised NotImplementedError)"
+            return "not_implemented", Msg("is not implemented yet (raised NotImplementedError)")
         if error == "MemoryError":
-            return "memory_limit", (f"exceeded the {self.memory} memory limit (MemoryError)" if self.memory
-                                    else "ran out of memory (MemoryError)")
+            return "memory_limit", (Msg("exceeded the {memory} memory limit (MemoryError)", memory=self.memory)
+                                    if self.memory else Msg("ran out of memory (MemoryError)"))
         if error == "RecursionError":
-            return "raised_RecursionError", "raised RecursionError (infinite recursion?)"
+            return "raised_RecursionError", Msg("raised RecursionError (infinite recursion?)")
         if isinstance(error, str) and error in _BUILTIN_EXCEPTIONS:
             line = result.get("line")
-            where = f" at line {line} of its cell" if self.line_ok(line) else ""
-            return f"raised_{error}", f"raised {error}{where}"
-        return "raised_own_exception", "raised an exception of its own class"
+            if self.line_ok(line):
+                return f"raised_{error}", Msg("raised {error} at line {line} of its cell", error=error, line=line)
+            return f"raised_{error}", Msg("raised {error}", error=error)
+        return "raised_own_exception", Msg("raised an exception of its own class")
 
 
 def _builtin_exceptions() -> frozenset[str]:
@@ -724,11 +738,11 @@ def _builtin_exceptions() -> frozenset[str]:
 
 _BUILTIN_EXCEPTIONS = _builtin_exceptions()
 _UNREADABLE = frozenset({
-    "the result is larger than the size limit", "the result is not in the expected format",
-    "the result's description is too large or cut off", "the result's description is not valid",
-    "the result holds too many arrays", "an array has a dtype that is not a number or a bool",
-    "an array has too many dimensions", "an array has an impossible shape", "malformed array table",
-    "an array is larger than the data sent", "too many values", "nested too deeply", "malformed structure",
+    N_("the result is larger than the size limit"), N_("the result is not in the expected format"),
+    N_("the result's description is too large or cut off"), N_("the result's description is not valid"),
+    N_("the result holds too many arrays"), N_("an array has a dtype that is not a number or a bool"),
+    N_("an array has too many dimensions"), N_("an array has an impossible shape"), N_("malformed array table"),
+    N_("an array is larger than the data sent"), N_("too many values"), N_("nested too deeply"), N_("malformed structure"),
 })
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from cnngrader.core import paths, record, spec
+from cnngrader.core import i18n, paths, record, spec
 from cnngrader.core.spec import Assignment
 from cnngrader.core.textsafe import clean, csv_cell
 from cnngrader.sandbox.limits import Limits, for_assignment, from_course
@@ -250,13 +250,15 @@ def function_scores(db_url: str, assignment: str, students: list[str]) -> dict[s
     from nbgrader.api import Gradebook, MissingEntry
 
     a = spec.load(assignment)
+    # A translated edition's notebook carries its own id (conv_step_by_step_zh.ipynb).
+    notebook = i18n.edition_id(a.notebook_name, i18n.edition_of(assignment)[1])
     fn_of = {c.grade_id: c.function for c in a.checks}
     table: dict[str, dict[str, float]] = {}
     with Gradebook(paths.normalise_db_url(db_url)) as gb:
         for student in students:
             row = dict.fromkeys(a.function_names, 0.0)
             try:
-                nb = gb.find_submission_notebook(a.notebook_name, assignment, student)
+                nb = gb.find_submission_notebook(notebook, assignment, student)
             except MissingEntry:
                 table[student] = row
                 continue

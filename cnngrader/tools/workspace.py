@@ -71,7 +71,8 @@ class Course:
 
 
 def make_course(dest: Path, source_root: Path | None = None, generate: bool = True,
-                limits: dict[str, object] | None = None, extra_config: tuple[str, ...] = ()) -> Course:
+                limits: dict[str, object] | None = None, extra_config: tuple[str, ...] = (),
+                assignment: str | None = None) -> Course:
     """Copy the course into ``dest`` (which must not exist) and create its gradebook.
 
     ``limits`` are written into the copy's ``nbgrader_config.py`` as
@@ -80,8 +81,9 @@ def make_course(dest: Path, source_root: Path | None = None, generate: bool = Tr
     src = source_root or paths.course_root()
     ensure_current()
     dest.mkdir(parents=True)
-    for name in ("source", "release", "grader_data"):
-        shutil.copytree(src / name, dest / name)
+    for name in ("source", "release", "grader_data", "locale"):
+        if (src / name).is_dir():
+            shutil.copytree(src / name, dest / name)
     shutil.copy(src / "nbgrader_config.py", dest / "nbgrader_config.py")
     shutil.copy(src / "course.toml", dest / "course.toml")
     if limits:
@@ -93,7 +95,7 @@ def make_course(dest: Path, source_root: Path | None = None, generate: bool = Tr
         with open(dest / "nbgrader_config.py", "a") as fh:
             fh.write("\n".join(("", "# Settings for this copy of the course", *extra_config, "")))
     (dest / "submitted").mkdir()
-    course = Course(dest)
+    course = Course(dest, assignment or paths.default_assignment())
     if generate:
         # generate_assignment registers the assignment and its cells in this copy's gradebook.
         nbgrader(dest, "generate_assignment", course.assignment, "--force")
