@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "checks-data": ("tools.hooks:checks_data", "build the visible checks' expected values (checks_data hook)"),
     "measure": ("tools.hooks:measure", "an assignment's own measurements (measure hook), e.g. the capstone's"),
     "assignments": ("tools.hooks:assignments", "list the course's assignments (course.toml), one per line"),
+    "translate": ("tools.translate", "translated editions: stale entries, sync, confirm, build"),
     "due-dates": ("glue.term", "record the term's due dates in the gradebook"),
     "limits": ("sandbox.limits", "print every grading limit in force"),
 }

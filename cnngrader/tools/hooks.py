@@ -38,8 +38,13 @@ def run(hook: str, argv: list[str] | None = None) -> int:
 
 def assignments(argv: list[str] | None = None) -> int:
     """Print the course's assignments, one per line, in teaching order (for shell loops)."""
-    argparse.ArgumentParser(prog="cnn assignments", description=assignments.__doc__).parse_args(argv)
-    print("\n".join(spec.assignments()))
+    parser = argparse.ArgumentParser(prog="cnn assignments", description=assignments.__doc__)
+    parser.add_argument("--editions", action="store_true",
+                        help="also every translated edition's assignment id (<id>_<lang>), after the English ones")
+    args = parser.parse_args(argv)
+    from cnngrader.core import i18n
+
+    print("\n".join(i18n.all_editions() if args.editions else spec.assignments()))
     return 0
 
 
