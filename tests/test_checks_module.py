@@ -190,3 +190,9 @@ def test_source_test_cells_charge_one_property_under_plain_nbgrader(checks):
         except AssertionError:
             failed.append(gid)
     assert failed == ["test_conv_forward_stride"]
+
+
+def test_a_non_number_result_fails_the_value_check_without_crashing(checks):
+    """conv_single_step returning a string is a wrong value, not a crash of the check itself."""
+    result = checks.evaluate("conv_single_step", lambda a_slice_prev, W, b: "not a number")
+    assert result.status == checks.FAIL and any("value" in line for line in result.failures)

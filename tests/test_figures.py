@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from cnngrader.core import spec
+from cnngrader.core import i18n, spec
 from cnngrader.core.reference import load_reference
 
 figures = spec.load().module("figures")
@@ -141,9 +141,76 @@ def test_pooling_figure_draws_the_numbers_it_is_given(tmp_path: Path) -> None:
 
 def test_main_passes_out_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     seen = []
-    monkeypatch.setattr(figures, "draw_all", lambda out: seen.append(out) or [])
+    monkeypatch.setattr(figures, "draw_all", lambda out, lang="en": seen.append((out, lang)) or [])
     assert figures.main(["--out", str(tmp_path)]) == 0
-    assert seen == [tmp_path]
+    assert seen == [(tmp_path, "en")]
+
+
+def test_main_draws_every_edition_into_its_own_images_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+    monkeypatch.setattr(figures, "draw_all", lambda out, lang="en": seen.append((out, lang)) or [])
+    assert figures.main([]) == 0
+    source = figures.DEFAULT_OUT.parents[1]
+    assert seen[0] == (figures.DEFAULT_OUT, "en")
+    assert seen[1:] == [(source / f"conv_step_by_step_{lang}" / "images", lang) for lang in i18n.languages()]
+    seen.clear()
+    assert figures.main(["--lang", "zh"]) == 0
+    assert seen == [(source / "conv_step_by_step_zh" / "images", "zh")]
+
+
+class _FakeTranslator:
+    """Marks every drawn string, so a figure drawn through it differs from the English one."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict]] = []
+
+    def __call__(self, context: str, text: str, /, **params: object) -> str:
+        self.calls.append((context, text, params))
+        return "T:" + text.upper().format(**{k.upper(): v for k, v in params.items()})
+
+
+def test_drawn_words_go_through_the_translator(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    reference = load_reference()["pool_forward"]
+    (tmp_path / "en").mkdir()
+    (tmp_path / "fake").mkdir()
+    english = mpimg.imread(figures.draw_pooling(tmp_path / "en", reference))
+    fake = _FakeTranslator()
+    monkeypatch.setattr(figures, "_TRANSLATOR", fake)
+    translated = mpimg.imread(figures.draw_pooling(tmp_path / "fake", reference))
+    assert {context for context, _, _ in fake.calls} == {"figures.py"}
+    texts = {text: params for _, text, params in fake.calls}
+    assert texts["Pooling a 4\u00d74 input with f = {f}, stride = {stride}"] == {"f": 2, "stride": 2}
+    # Strings kept in a table (N_) are translated where they are drawn.
+    assert {"max pooling", "average pooling", "max", "mean"} <= set(texts)
+    assert english.shape != translated.shape or not np.array_equal(english, translated)
+
+
+def test_draw_all_draws_an_edition_with_its_translator_then_restores_english(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = _FakeTranslator()
+    langs = []
+    monkeypatch.setattr(figures, "_translator", lambda lang: langs.append(lang) or fake)
+    # The fake's words are ASCII, so the test needs no CJK font installed.
+    monkeypatch.setattr(figures, "_available_cjk_fonts", lambda: ("DejaVu Sans",))
+    english = figures._TRANSLATOR
+    paths = figures.draw_all(tmp_path, lang="zh")
+    assert langs == ["zh"]
+    assert sorted(p.name for p in paths) == sorted(figures.FILENAMES)
+    drawn = {text for _, text, _ in fake.calls}
+    for text in ("channel {c} ({name}) padded with p = {pad}", "Convolution, stride 1: window {k} of {n}",
+                 "output Z ({n}\u00d7{n})", "Max pooling backward"):
+        assert text in drawn
+    assert figures._TRANSLATOR is english
+    assert figures._FALLBACK_FONTS == ()
+    assert figures._("input (4\u00d74)") == "input (4\u00d74)"
+
+
+def test_draw_all_refuses_an_edition_without_a_cjk_font(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(figures, "_available_cjk_fonts", lambda: ())
+    with pytest.raises(SystemExit, match="fonts-wqy-microhei"):
+        figures.draw_all(tmp_path / "zh", lang="zh")
+    assert not (tmp_path / "zh").exists()
 
 
 def test_committed_images_are_up_to_date(drawn: tuple[Path, list[Path]]) -> None:

@@ -41,6 +41,46 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 DATA_FILE = HERE / "train_checks_data.json"
 DIGITS_FILE = HERE / "data" / "digits.h5"
+MESSAGES_FILE = Path(__file__).with_name("messages.json")
+
+
+def _load_messages() -> dict:
+    """This edition's translations (a translated release ships messages.json; English has none)."""
+    try:
+        data = json.loads(MESSAGES_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+_EDITION = _load_messages()
+_MESSAGES = {k: v for k, v in (_EDITION.get("messages") or {}).items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _(text: str, **params: Any) -> str:
+    """``text`` in this edition's language (unchanged in English), with ``params`` filled in."""
+    text = _MESSAGES.get(text, text)
+    return text.format(**params) if params else text
+
+
+def N_(text: str) -> str:
+    """Marks a string for translation where it is defined; ``_()`` translates it where it is shown."""
+    return text
+
+
+def _use_fonts(fonts: Any) -> None:
+    """Put this edition's fonts first for the notebook's figures (matplotlib falls back glyph by glyph)."""
+    if not (isinstance(fonts, list) and fonts and all(isinstance(f, str) for f in fonts)):
+        return
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    rest = [f for f in matplotlib.rcParams["font.sans-serif"] if f not in fonts]
+    matplotlib.rcParams["font.sans-serif"] = [*fonts, *rest]
+
+
+_use_fonts(_EDITION.get("matplotlib_fonts"))
 
 #: The graded functions, in the order the notebook teaches them.
 FUNCTIONS = (
@@ -65,24 +105,27 @@ DEPENDS = {
 PARAM_KEYS = ("W1", "b1", "W2", "b2")
 PASS, FAIL, BLOCKED, MISSING = "pass", "fail", "blocked", "not implemented"
 
-#: Words for the notebook's figures and printed results (a translated edition changes only these).
-LABELS = {
-    "digit_title": "label {}",
-    "timing_title": "Convolution forward pass: loops against vectorised NumPy",
-    "timing_xlabel": "height and width of the input images (n_H = n_W)",
-    "timing_ylabel": "time per call (seconds, log scale)",
-    "timing_loop": "conv_forward_loop (first notebook)",
-    "timing_fast": "conv_forward_fast (yours)",
-    "timing_row": "n_H = n_W = {:>2}: loops {:.4f} s, vectorised {:.5f} s, {:.0f} times faster",
-    "timing_ratio": "timing input: the fast forward pass is {:.0f} times faster, the fast backward pass {:.0f} times",
-    "train_time": "training took {:.1f} s",
-    "val_accuracy": "validation accuracy: {:.2%} ({} of {} images)",
-    "filters_title": "The 8 learned 3x3 filters of the convolutional layer",
-    "filter_name": "filter {}",
-    "confusion_title": "Confusion matrix on the validation images",
-    "confusion_xlabel": "predicted digit",
-    "confusion_ylabel": "true digit",
+#: The English words of the notebook's figures and printed results: templates for ``str.format``.
+LABEL_TEMPLATES = {
+    "digit_title": N_("label {}"),
+    "timing_title": N_("Convolution forward pass: loops against vectorised NumPy"),
+    "timing_xlabel": N_("height and width of the input images (n_H = n_W)"),
+    "timing_ylabel": N_("time per call (seconds, log scale)"),
+    "timing_loop": N_("conv_forward_loop (first notebook)"),
+    "timing_fast": N_("conv_forward_fast (yours)"),
+    "timing_row": N_("n_H = n_W = {:>2}: loops {:.4f} s, vectorised {:.5f} s, {:.0f} times faster"),
+    "timing_ratio": N_("timing input: the fast forward pass is {:.0f} times faster, the fast backward pass "
+                       "{:.0f} times"),
+    "train_time": N_("training took {:.1f} s"),
+    "val_accuracy": N_("validation accuracy: {:.2%} ({} of {} images)"),
+    "filters_title": N_("The 8 learned 3x3 filters of the convolutional layer"),
+    "filter_name": N_("filter {}"),
+    "confusion_title": N_("Confusion matrix on the validation images"),
+    "confusion_xlabel": N_("predicted digit"),
+    "confusion_ylabel": N_("true digit"),
 }
+#: The same words in this edition's language: the notebook's code calls ``LABELS["..."].format(...)``.
+LABELS = {key: _(text) for key, text in LABEL_TEMPLATES.items()}
 
 
 def _rng(seed: int) -> np.random.RandomState:
@@ -109,9 +152,15 @@ def _expected(key: str) -> Any:
 class Case:
     """One call of the function: what it exercises, how its inputs are made, and any keyword arguments."""
 
-    name: str
+    name: str  # in English, marked with N_() where it is written
     build: Callable[[], tuple]
     kwargs: dict = field(default_factory=dict)
+    shown: str = ""  # the name as printed, when it is more than ``_(name)``
+
+    @property
+    def title(self) -> str:
+        """The name as the checks print it, in this edition's language."""
+        return self.shown or _(self.name)
 
 
 def _with_zeros(seed: int, shape: tuple) -> np.ndarray:
@@ -122,8 +171,8 @@ def _with_zeros(seed: int, shape: tuple) -> np.ndarray:
 
 def _relu_forward_cases() -> list[Case]:
     return [
-        Case("a (2, 3, 4) array", lambda: (_rng(201).randn(2, 3, 4),)),
-        Case("a batch shaped like a conv output (2, 4, 4, 3), with exact zeros",
+        Case(N_("a (2, 3, 4) array"), lambda: (_rng(201).randn(2, 3, 4),)),
+        Case(N_("a batch shaped like a conv output (2, 4, 4, 3), with exact zeros"),
              lambda: (_with_zeros(202, (2, 4, 4, 3)),)),
     ]
 
@@ -133,8 +182,8 @@ def _relu_backward_cases() -> list[Case]:
         return _rng(seed + 1000).randn(*shape), _with_zeros(seed, shape)
 
     return [
-        Case("a (2, 3, 4) array", lambda: make(211, (2, 3, 4))),
-        Case("a (2, 4, 4, 3) batch with exact zeros in Z", lambda: make(212, (2, 4, 4, 3))),
+        Case(N_("a (2, 3, 4) array"), lambda: make(211, (2, 3, 4))),
+        Case(N_("a (2, 4, 4, 3) batch with exact zeros in Z"), lambda: make(212, (2, 4, 4, 3))),
     ]
 
 
@@ -143,8 +192,8 @@ def _dense(seed: int, m: int, n_in: int, n_out: int) -> tuple:
     return r.randn(m, n_in), r.randn(n_in, n_out), r.randn(1, n_out)
 
 
-DENSE_CASES = (("4 examples, 5 inputs, 3 outputs", 221, 4, 5, 3),
-               ("a single example, 128 inputs, 10 outputs", 222, 1, 128, 10))
+DENSE_CASES = ((N_("4 examples, 5 inputs, 3 outputs"), 221, 4, 5, 3),
+               (N_("a single example, 128 inputs, 10 outputs"), 222, 1, 128, 10))
 
 
 def _dense_forward_cases() -> list[Case]:
@@ -158,8 +207,8 @@ def _dense_back(seed: int, m: int, n_in: int, n_out: int) -> tuple:
 
 def _dense_backward_cases() -> list[Case]:
     return [
-        Case("4 examples, 5 inputs, 3 outputs", lambda: _dense_back(231, 4, 5, 3)),
-        Case("6 examples, 7 inputs, 2 outputs", lambda: _dense_back(232, 6, 7, 2)),
+        Case(N_("4 examples, 5 inputs, 3 outputs"), lambda: _dense_back(231, 4, 5, 3)),
+        Case(N_("6 examples, 7 inputs, 2 outputs"), lambda: _dense_back(232, 6, 7, 2)),
     ]
 
 
@@ -175,9 +224,10 @@ LARGE_LOGITS = np.array([[1000.0, 999.0, -1000.0, 0.0],
 
 def _softmax_cases() -> list[Case]:
     return [
-        Case("4 examples, 5 classes", lambda: _logits(241, 4, 5)),
-        Case("a single example, 3 classes", lambda: _logits(242, 1, 3, 3.0)),
-        Case("large logits (around +-1000)", lambda: (LARGE_LOGITS.copy(), np.array([0, 2, 1], dtype=np.int64))),
+        Case(N_("4 examples, 5 classes"), lambda: _logits(241, 4, 5)),
+        Case(N_("a single example, 3 classes"), lambda: _logits(242, 1, 3, 3.0)),
+        Case(N_("large logits (around +-1000)"),
+             lambda: (LARGE_LOGITS.copy(), np.array([0, 2, 1], dtype=np.int64))),
     ]
 
 
@@ -190,10 +240,10 @@ def _conv(seed: int, a_shape: tuple, f: int, n_c: int, stride: int, pad: int) ->
 
 
 CONV_CASES = (
-    ("the model's layer: stride 1, pad 1, f 3", 251, (2, 5, 5, 1), 3, 4, 1, 1),
-    ("non-square input, 3 channels, stride 2, pad 1", 252, (2, 5, 7, 3), 3, 2, 2, 1),
-    ("pad 0, f 2, stride 1", 253, (1, 4, 5, 2), 2, 3, 1, 0),
-    ("stride 3, pad 2 (windows skip part of the input)", 254, (1, 7, 8, 2), 2, 2, 3, 2),
+    (N_("the model's layer: stride 1, pad 1, f 3"), 251, (2, 5, 5, 1), 3, 4, 1, 1),
+    (N_("non-square input, 3 channels, stride 2, pad 1"), 252, (2, 5, 7, 3), 3, 2, 2, 1),
+    (N_("pad 0, f 2, stride 1"), 253, (1, 4, 5, 2), 2, 3, 1, 0),
+    (N_("stride 3, pad 2 (windows skip part of the input)"), 254, (1, 7, 8, 2), 2, 2, 3, 2),
 )
 
 
@@ -204,7 +254,7 @@ def _conv_forward_cases() -> list[Case]:
 
 def _conv_backward_cases() -> list[Case]:
     def make(k: int) -> tuple:
-        _, seed, a_shape, f, n_c, stride, pad = CONV_CASES[k]
+        _name, seed, a_shape, f, n_c, stride, pad = CONV_CASES[k]
         A, W, b, hp = _conv(seed, a_shape, f, n_c, stride, pad)
         n_h = (a_shape[1] - f + 2 * pad) // stride + 1
         n_w = (a_shape[2] - f + 2 * pad) // stride + 1
@@ -223,8 +273,8 @@ def _model(seed: int, m: int, side: int, n_filters: int, n_classes: int, shift: 
 
 
 #: The last number shifts the conv biases: -0.5 makes some pooling windows all negative before the ReLU.
-MODEL_CASES = (("the notebook's model on 3 images", 261, 3, 8, 8, 10, 0.0),
-               ("a smaller model: 4x4 images, 2 filters, 3 classes", 262, 2, 4, 2, 3, -0.5))
+MODEL_CASES = ((N_("the notebook's model on 3 images"), 261, 3, 8, 8, 10, 0.0),
+               (N_("a smaller model: 4x4 images, 2 filters, 3 classes"), 262, 2, 4, 2, 3, -0.5))
 
 
 def _model_forward_cases() -> list[Case]:
@@ -234,7 +284,7 @@ def _model_forward_cases() -> list[Case]:
 
 def _model_backward_cases() -> list[Case]:
     def make(k: int) -> tuple:
-        _, seed, m, side, n_filters, n_classes, shift = MODEL_CASES[k]
+        _name, seed, m, side, n_filters, n_classes, shift = MODEL_CASES[k]
         X, params = _model(seed, m, side, n_filters, n_classes, shift)
         return _rng(seed + 1000).randn(m, n_classes), X, params
 
@@ -254,8 +304,9 @@ def _sgd(seed: int, zero_velocity: bool, learning_rate: float, beta: float) -> t
 
 def _sgd_cases() -> list[Case]:
     return [
-        Case("the first step (velocity zero), learning rate 0.1, beta 0.9", lambda: _sgd(281, True, 0.1, 0.9)),
-        Case("a later step (velocity not zero), learning rate 0.01, beta 0.5", lambda: _sgd(282, False, 0.01, 0.5)),
+        Case(N_("the first step (velocity zero), learning rate 0.1, beta 0.9"), lambda: _sgd(281, True, 0.1, 0.9)),
+        Case(N_("a later step (velocity not zero), learning rate 0.01, beta 0.5"),
+             lambda: _sgd(282, False, 0.01, 0.5)),
     ]
 
 
@@ -271,9 +322,11 @@ def _train_inputs() -> tuple:
         return f["train/X"][:TRAIN_M], f["train/y"][:TRAIN_M], 3
 
 
+TRAIN_CASE = N_("{m} training images, seed 3, 2 epochs, batches of 10 (the last one of 8)")
+
+
 def _train_cases() -> list[Case]:
-    return [Case(f"{TRAIN_M} training images, seed 3, 2 epochs, batches of 10 (the last one of 8)",
-                 _train_inputs, TRAIN_KWARGS)]
+    return [Case(TRAIN_CASE.format(m=TRAIN_M), _train_inputs, TRAIN_KWARGS, _(TRAIN_CASE, m=TRAIN_M))]
 
 
 CASES: dict[str, Callable[[], list[Case]]] = {
@@ -301,7 +354,7 @@ def run_case(name: str, fn: Callable, case: Case, args: tuple, helpers: dict[str
     """Call ``fn`` on one case. ``model_backward`` takes its caches from ``helpers["model_forward"]``."""
     if name == "model_backward":
         dlogits, X, params = args
-        _, caches = helpers["model_forward"](X, params)
+        _logits_out, caches = helpers["model_forward"](X, params)
         return fn(dlogits, caches)
     return fn(*args, **case.kwargs)
 
@@ -367,28 +420,28 @@ class Report:
 
     def line(self, ok: bool, what: str, expected: Any = None, got: Any = None, hint: str = "") -> bool:
         if ok:
-            self.say(f"  [pass] {what}")
+            self.say("  " + _("[pass] {what}", what=what))
             return True
         self.result.failures.append(what)
         if self.result.status == PASS:
             self.result.status = FAIL
-        self.say(f"  [FAIL] {what}")
+        self.say("  " + _("[FAIL] {what}", what=what))
         if expected is not None or got is not None:
-            self.say(f"         expected: {_fmt(expected)}")
-            self.say(f"         got:      {_fmt(got)}")
+            self.say("         " + _("expected: {value}", value=_fmt(expected)))
+            self.say("         " + _("got:      {value}", value=_fmt(got)))
         if hint:
-            self.say(f"         hint: {hint}")
+            self.say("         " + _("hint: {hint}", hint=hint))
         return False
 
     def close(self) -> None:
         r = self.result
         if r.status == BLOCKED:
-            self.say(f"  {r.function} is not checked yet: it calls {', '.join(r.blocked_by)}, whose visible "
-                     "checks fail. Fix that first.")
+            self.say("  " + _("{function} is not checked yet: it calls {helpers}, whose visible checks fail. "
+                              "Fix that first.", function=r.function, helpers=", ".join(r.blocked_by)))
         elif r.failures and r.status != MISSING:
-            self.say(f"  {len(r.failures)} check(s) failed for {r.function}.")
+            self.say("  " + _("{count} check(s) failed for {function}.", count=len(r.failures), function=r.function))
         elif not r.failures:
-            self.say(f"  All visible checks passed for {r.function}.")
+            self.say("  " + _("All visible checks passed for {function}.", function=r.function))
 
 
 def _fmt(value: Any) -> str:
@@ -422,22 +475,27 @@ def _close(got: Any, expected: Any, rtol: float = RTOL, atol: float = ATOL) -> b
 
 def _array(r: Report, where: str, what: str, got: Any, expected: Any, hint: str = "",
            rtol: float = RTOL, atol: float = ATOL) -> bool:
-    """Shape, then values; a large array's differences are shown by position."""
+    """Shape, then values; a large array's differences are shown by position.
+
+    ``where`` is the case's printed name; ``what`` an array's name (``dA_prev``), printed as it is.
+    """
     expected = np.asarray(expected, dtype=float)
     if not isinstance(got, np.ndarray) or got.shape != expected.shape:
-        return r.line(False, f"{where}: {what} shape", expected.shape, _shape(got), hint)
-    r.line(True, f"{where}: {what} shape {expected.shape}")
+        return r.line(False, _("{case}: {what} shape", case=where, what=what), expected.shape, _shape(got), hint)
+    r.line(True, _("{case}: {what} shape {shape}", case=where, what=what, shape=expected.shape))
     if _close(got, expected, rtol, atol):
-        return r.line(True, f"{where}: {what} values")
+        return r.line(True, _("{case}: {what} values", case=where, what=what))
     g = np.asarray(got, dtype=float)
     bad = ~np.isclose(g, expected, rtol=rtol, atol=atol)
-    label = f"{where}: {what} values ({int(bad.sum())} of {expected.size} entries differ)"
+    label = _("{case}: {what} values ({count} of {size} entries differ)", case=where, what=what,
+              count=int(bad.sum()), size=expected.size)
     if expected.size <= 20:
         return r.line(False, label, expected, got, hint)
     r.line(False, label, hint=hint)
     for index in list(zip(*np.nonzero(bad), strict=True))[:3]:
-        r.say(f"         at [{', '.join(str(int(k)) for k in index)}]: expected {expected[index] + 0.0:.6g}, "
-              f"got {g[index] + 0.0:.6g}")
+        r.say("         " + _("at [{index}]: expected {expected:.6g}, got {got:.6g}",
+                              index=", ".join(str(int(k)) for k in index), expected=expected[index] + 0.0,
+                              got=g[index] + 0.0))
     return False
 
 
@@ -446,20 +504,21 @@ def _dict(r: Report, where: str, what: str, got: dict, expected: dict[str, np.nd
     """A dict of arrays: one line for the shapes, one for the values, details for the first difference."""
     shapes = {k: _shape(got[k]) for k in expected}
     want = {k: v.shape for k, v in expected.items()}
-    if not r.line(shapes == want, f"{where}: {what} shapes", want, shapes):
+    if not r.line(shapes == want, _("{case}: {what} shapes", case=where, what=what), want, shapes):
         return False
     bad = [k for k in expected if not _close(got[k], expected[k])]
     if not bad:
-        return r.line(True, f"{where}: {what} values")
+        return r.line(True, _("{case}: {what} values", case=where, what=what))
     k = bad[0]
     e, g = expected[k], np.asarray(got[k], dtype=float)
     hint = (hints or {}).get(k, "")
+    label = _("{case}: {what} values ({keys} differ)", case=where, what=what, keys=", ".join(bad))
     if e.size <= 12:
-        return r.line(False, f"{where}: {what} values ({', '.join(bad)} differ)", e, g, hint)
-    r.line(False, f"{where}: {what} values ({', '.join(bad)} differ)", hint=hint)
+        return r.line(False, label, e, g, hint)
+    r.line(False, label, hint=hint)
     index = next(zip(*np.nonzero(~np.isclose(g, e, rtol=RTOL, atol=ATOL)), strict=True))
-    r.say(f"         {k}[{', '.join(str(int(i)) for i in index)}]: expected {e[index] + 0.0:.6g}, "
-          f"got {g[index] + 0.0:.6g}")
+    r.say("         " + _("{key}[{index}]: expected {expected:.6g}, got {got:.6g}", key=k,
+                          index=", ".join(str(int(i)) for i in index), expected=e[index] + 0.0, got=g[index] + 0.0))
     return False
 
 
@@ -479,12 +538,12 @@ def _same(original: Any, after: Any) -> bool:
 def _crash_hint(exc: Exception) -> str:
     text = str(exc)
     if isinstance(exc, ValueError) and ("broadcast" in text or "shapes" in text or "matmul" in text):
-        return ("two arrays of incompatible shapes met: write the shape of every array next to the line that "
-                "fails, as the docstring gives them.")
+        return _("two arrays of incompatible shapes met: write the shape of every array next to the line that "
+                 "fails, as the docstring gives them.")
     if isinstance(exc, KeyError):
-        return "the dictionaries use the keys \"W1\", \"b1\", \"W2\" and \"b2\" (and \"stride\", \"pad\", \"f\")."
+        return _("the dictionaries use the keys \"W1\", \"b1\", \"W2\" and \"b2\" (and \"stride\", \"pad\", \"f\").")
     if isinstance(exc, IndexError):
-        return "an index runs past the end of an array: check the labels y are used as column indices."
+        return _("an index runs past the end of an array: check the labels y are used as column indices.")
     return ""
 
 
@@ -494,17 +553,20 @@ def _call(r: Report, fn: Callable, run: Callable[[], Any], case: Case) -> tuple[
         with np.errstate(all="ignore"):  # overflow shows up as a failed "finite" line, not a warning
             return True, run()
     except NotImplementedError:
-        r.line(False, f"{fn.__name__} is not implemented yet (it raises NotImplementedError)")
+        r.line(False, _("{function} is not implemented yet (it raises NotImplementedError)", function=fn.__name__))
         r.result.status = MISSING
     except Exception as exc:  # any crash becomes a readable line, not a traceback wall
-        r.line(False, f"{case.name}: {fn.__name__} raised {type(exc).__name__}: {str(exc)[:200]}",
+        r.line(False, _("{case}: {function} raised {error}: {message}", case=case.title, function=fn.__name__,
+                        error=type(exc).__name__, message=str(exc)[:200]),
                hint=_crash_hint(exc))
     return False, None
 
 
 def _tuple(r: Report, case: Case, out: Any, size: int, what: str) -> bool:
-    return r.line(isinstance(out, tuple) and len(out) == size, f"{case.name}: returns {what}",
-                  f"a tuple of {size}", type(out).__name__)
+    """``what`` names the returned values, such as ``(Z, cache)``."""
+    return r.line(isinstance(out, tuple) and len(out) == size, _("{case}: returns {values}", case=case.title,
+                                                                   values=what),
+                  _("a tuple of {size}", size=size), type(out).__name__)
 
 
 # ---------------------------------------------------------------------------
@@ -512,41 +574,41 @@ def _tuple(r: Report, case: Case, out: Any, size: int, what: str) -> bool:
 # ---------------------------------------------------------------------------
 
 HINTS = {
-    "relu_all": "dZ equals dA everywhere: the gradient must be 0 wherever Z <= 0, since the ReLU output does "
-                "not change there.",
-    "relu_kink": "Only the entries where Z is exactly 0 differ: this course takes the ReLU's slope at 0 to be "
-                 "0, so the gradient passes only where Z > 0.",
-    "averaged": "{} looks divided by the batch size m: the layer's gradients are summed over the examples; the "
-                "loss already divided by m, and that factor is inside dZ.",
-    "db_shape": "Keep db shaped like b, (1, n_out): sum with axis=0 and keepdims=True.",
-    "finite": "Some values are inf or nan: subtract each row's largest logit before calling np.exp. It changes "
-              "nothing mathematically, and np.exp then never overflows.",
-    "mean_dz": "dZ looks m times too large: the loss is a mean over the m examples, so its gradient is "
-               "(softmax - one_hot) / m.",
-    "mean_loss": "The loss looks m times too large: return the mean over the examples, not the sum.",
-    "loss_type": "Return the loss as a single number (a Python float, or a 0-d array), not an array of losses.",
-    "conv_size": "Check the output size: n_H = (n_H_prev - f + 2 * pad) // stride + 1; take every stride-th "
-                 "window of sliding_window_view, starting at the first one.",
-    "conv_values": "Compare the axes: sliding_window_view puts the window's (f, f) axes last, after the "
-                   "channels, so windows[i, h, w, k, u, v] meets W[u, v, k, c].",
-    "model": "Check the order: conv (stride 1, pad 1), ReLU, max-pool (f 2, stride 2), flatten with "
-             "reshape(m, -1), dense; each layer's output feeds the next one.",
-    "keys": "Return a dictionary with exactly the keys \"W1\", \"b1\", \"W2\" and \"b2\".",
-    "no_momentum": "The parameters moved by learning_rate * grads: they must move by learning_rate times the "
-                   "new velocity.",
-    "old_velocity": "The parameters moved by the old velocity: update the velocity first, then use the new one.",
-    "ema": "This notebook's velocity adds the gradient itself (v = beta * v + grads), not (1 - beta) times it.",
-    "train": "Follow the stated recipe exactly: params = init_params(seed), rng = np.random.default_rng(seed), "
-             "velocities of zeros; each epoch order = rng.permutation(m) and batches order[k:k + batch_size] "
-             "in turn (the last one may be smaller), each followed by one sgd_momentum_update.",
+    "relu_all": N_("dZ equals dA everywhere: the gradient must be 0 wherever Z <= 0, since the ReLU output does "
+                   "not change there."),
+    "relu_kink": N_("Only the entries where Z is exactly 0 differ: this course takes the ReLU's slope at 0 to be "
+                    "0, so the gradient passes only where Z > 0."),
+    "averaged": N_("{part} looks divided by the batch size m: the layer's gradients are summed over the examples; the "
+                   "loss already divided by m, and that factor is inside dZ."),
+    "db_shape": N_("Keep db shaped like b, (1, n_out): sum with axis=0 and keepdims=True."),
+    "finite": N_("Some values are inf or nan: subtract each row's largest logit before calling np.exp. It changes "
+                 "nothing mathematically, and np.exp then never overflows."),
+    "mean_dz": N_("dZ looks m times too large: the loss is a mean over the m examples, so its gradient is "
+                  "(softmax - one_hot) / m."),
+    "mean_loss": N_("The loss looks m times too large: return the mean over the examples, not the sum."),
+    "loss_type": N_("Return the loss as a single number (a Python float, or a 0-d array), not an array of losses."),
+    "conv_size": N_("Check the output size: n_H = (n_H_prev - f + 2 * pad) // stride + 1; take every stride-th "
+                    "window of sliding_window_view, starting at the first one."),
+    "conv_values": N_("Compare the axes: sliding_window_view puts the window's (f, f) axes last, after the "
+                      "channels, so windows[i, h, w, k, u, v] meets W[u, v, k, c]."),
+    "model": N_("Check the order: conv (stride 1, pad 1), ReLU, max-pool (f 2, stride 2), flatten with "
+                "reshape(m, -1), dense; each layer's output feeds the next one."),
+    "keys": N_("Return a dictionary with exactly the keys \"W1\", \"b1\", \"W2\" and \"b2\"."),
+    "no_momentum": N_("The parameters moved by learning_rate * grads: they must move by learning_rate times the "
+                      "new velocity."),
+    "old_velocity": N_("The parameters moved by the old velocity: update the velocity first, then use the new one."),
+    "ema": N_("This notebook's velocity adds the gradient itself (v = beta * v + grads), not (1 - beta) times it."),
+    "train": N_("Follow the stated recipe exactly: params = init_params(seed), rng = np.random.default_rng(seed), "
+                "velocities of zeros; each epoch order = rng.permutation(m) and batches order[k:k + batch_size] "
+                "in turn (the last one may be smaller), each followed by one sgd_momentum_update."),
 }
 
 
 def _check_relu_forward(r: Report, key: str, case: Case, args: tuple, out: Any) -> None:
     if not _tuple(r, case, out, 2, "(A, cache)"):
         return
-    _array(r, case.name, "A", out[0], _expected(f"{key}/out"))
-    r.line(_same(args[0], out[1]), f"{case.name}: cache is Z", hint="Return Z itself as the cache.")
+    _array(r, case.title, "A", out[0], _expected(f"{key}/out"))
+    r.line(_same(args[0], out[1]), _("{case}: cache is Z", case=case.title), hint=_("Return Z itself as the cache."))
 
 
 def _check_relu_backward(r: Report, key: str, case: Case, args: tuple, out: Any) -> None:
@@ -555,18 +617,18 @@ def _check_relu_backward(r: Report, key: str, case: Case, args: tuple, out: Any)
     if isinstance(out, np.ndarray) and out.shape == expected.shape and not _close(out, expected):
         dA, Z = args
         if np.array_equal(out, dA):
-            hint = HINTS["relu_all"]
+            hint = _(HINTS["relu_all"])
         elif np.all((Z == 0) | np.isclose(out, expected)):
-            hint = HINTS["relu_kink"]
-    _array(r, case.name, "dZ", out, expected, hint)
+            hint = _(HINTS["relu_kink"])
+    _array(r, case.title, "dZ", out, expected, hint)
 
 
 def _check_dense_forward(r: Report, key: str, case: Case, args: tuple, out: Any) -> None:
     if not _tuple(r, case, out, 2, "(Z, cache)"):
         return
-    _array(r, case.name, "Z", out[0], _expected(f"{key}/out"))
-    r.line(_same(args, out[1]), f"{case.name}: cache is (A_prev, W, b)",
-           hint="Return the inputs, unchanged, as the cache: (A_prev, W, b).")
+    _array(r, case.title, "Z", out[0], _expected(f"{key}/out"))
+    r.line(_same(args, out[1]), _("{case}: cache is (A_prev, W, b)", case=case.title),
+           hint=_("Return the inputs, unchanged, as the cache: (A_prev, W, b)."))
 
 
 def _check_dense_backward(r: Report, key: str, case: Case, args: tuple, out: Any) -> None:
@@ -577,10 +639,10 @@ def _check_dense_backward(r: Report, key: str, case: Case, args: tuple, out: Any
         expected = _expected(f"{key}/{part}")
         hint = ""
         if part != "dA_prev" and _close(np.asarray(got, dtype=float).reshape(-1) * m, expected.reshape(-1)):
-            hint = HINTS["averaged"].format(part)
+            hint = _(HINTS["averaged"], part=part)
         elif part == "db" and np.shape(got) == expected.shape[1:]:
-            hint = HINTS["db_shape"]
-        _array(r, case.name, part, got, expected, hint)
+            hint = _(HINTS["db_shape"])
+        _array(r, case.title, part, got, expected, hint)
 
 
 def _check_softmax(r: Report, key: str, case: Case, args: tuple, out: Any) -> None:
@@ -592,18 +654,18 @@ def _check_softmax(r: Report, key: str, case: Case, args: tuple, out: Any) -> No
     finite = bool(np.all(np.isfinite(np.asarray(loss, dtype=float)))) and bool(
         np.all(np.isfinite(np.asarray(dZ, dtype=float))))
     if key.endswith("/2") or not finite:
-        r.line(finite, f"{case.name}: loss and dZ are finite", hint=HINTS["finite"])
-    if not r.line(np.ndim(loss) == 0, f"{case.name}: the loss is a single number", "a number",
-                  f"shape {_shape(loss)}", HINTS["loss_type"]):
+        r.line(finite, _("{case}: loss and dZ are finite", case=case.title), hint=_(HINTS["finite"]))
+    if not r.line(np.ndim(loss) == 0, _("{case}: the loss is a single number", case=case.title), _("a number"),
+                  _("shape {shape}", shape=_shape(loss)), _(HINTS["loss_type"])):
         return
     value = float(loss)
-    hint = HINTS["mean_loss"] if m > 1 and abs(value - m * expected_loss) <= 1e-6 * (1 + abs(value)) else ""
-    r.line(abs(value - expected_loss) <= ATOL + RTOL * abs(expected_loss), f"{case.name}: loss value",
+    hint = _(HINTS["mean_loss"]) if m > 1 and abs(value - m * expected_loss) <= 1e-6 * (1 + abs(value)) else ""
+    r.line(abs(value - expected_loss) <= ATOL + RTOL * abs(expected_loss), _("{case}: loss value", case=case.title),
            expected_loss, value, hint)
     hint = ""
     if m > 1 and _close(np.asarray(dZ, dtype=float) / m, expected_dz):
-        hint = HINTS["mean_dz"]
-    _array(r, case.name, "dZ", dZ, expected_dz, hint)
+        hint = _(HINTS["mean_dz"])
+    _array(r, case.title, "dZ", dZ, expected_dz, hint)
 
 
 def _check_conv_fast(r: Report, name: str, case: Case, args: tuple, out: Any, loop: Callable) -> None:
@@ -611,27 +673,28 @@ def _check_conv_fast(r: Report, name: str, case: Case, args: tuple, out: Any, lo
     if name == "conv_forward_fast":
         if not _tuple(r, case, out, 2, "(Z, cache)"):
             return
-        hint = HINTS["conv_size"] if np.shape(out[0]) != expected[0].shape else HINTS["conv_values"]
-        _array(r, case.name, "Z", out[0], expected[0], hint, atol=1e-8)
-        r.line(_same(tuple(case.build()), out[1]), f"{case.name}: cache is (A_prev, W, b, hparameters), "
-               "unpadded", hint="The cache must hold exactly the inputs you were given.")
+        hint = _(HINTS["conv_size"]) if np.shape(out[0]) != expected[0].shape else _(HINTS["conv_values"])
+        _array(r, case.title, "Z", out[0], expected[0], hint, atol=1e-8)
+        r.line(_same(tuple(case.build()), out[1]), _("{case}: cache is (A_prev, W, b, hparameters), unpadded",
+                                                     case=case.title),
+               hint=_("The cache must hold exactly the inputs you were given."))
         return
     if not _tuple(r, case, out, 3, "(dA_prev, dW, db)"):
         return
     for part, got, want in zip(("dA_prev", "dW", "db"), out, expected, strict=True):
-        _array(r, case.name, part, got, want, atol=1e-8)
+        _array(r, case.title, part, got, want, atol=1e-8)
 
 
 def _check_model_forward(r: Report, key: str, case: Case, args: tuple, out: Any) -> None:
     if not _tuple(r, case, out, 2, "(logits, caches)"):
         return
-    _array(r, case.name, "logits", out[0], _expected(f"{key}/out"), HINTS["model"])
+    _array(r, case.title, "logits", out[0], _expected(f"{key}/out"), _(HINTS["model"]))
 
 
 def _grads_dict(r: Report, case: Case, grads: Any, params: dict) -> bool:
-    if not r.line(isinstance(grads, dict) and set(grads) == set(PARAM_KEYS), f"{case.name}: returns a dict "
-                  "with keys W1, b1, W2, b2", sorted(PARAM_KEYS),
-                  sorted(grads) if isinstance(grads, dict) else type(grads).__name__, HINTS["keys"]):
+    if not r.line(isinstance(grads, dict) and set(grads) == set(PARAM_KEYS),
+                  _("{case}: returns a dict with keys W1, b1, W2, b2", case=case.title), sorted(PARAM_KEYS),
+                  sorted(grads) if isinstance(grads, dict) else type(grads).__name__, _(HINTS["keys"])):
         return False
     return True
 
@@ -648,9 +711,10 @@ def _check_model_backward(r: Report, key: str, case: Case, args: tuple, out: Any
             return float(np.sum(model_forward(X, params)[0] * dlogits))
 
         worst = max(relative_error(out[k], numerical_gradient(loss, params[k])) for k in PARAM_KEYS)
-        r.line(worst < 1e-6, f"{case.name}: gradient check with numerical_gradient (largest relative error "
-               f"{worst:.1e})", hint="A gradient disagrees with the forward pass; the values below show which.")
-    _dict(r, case.name, "gradients", out, {k: _expected(f"{key}/{k}") for k in PARAM_KEYS})
+        r.line(worst < 1e-6, _("{case}: gradient check with numerical_gradient (largest relative error {error:.1e})",
+                               case=case.title, error=worst),
+               hint=_("A gradient disagrees with the forward pass; the values below show which."))
+    _dict(r, case.title, _("gradients"), out, {k: _expected(f"{key}/{k}") for k in PARAM_KEYS})
 
 
 def _check_sgd(r: Report, key: str, case: Case, args: tuple, out: Any) -> None:
@@ -659,36 +723,42 @@ def _check_sgd(r: Report, key: str, case: Case, args: tuple, out: Any) -> None:
     params_in, grads, velocity_in, lr, beta = case.build()
     new_params, new_velocity = out
     for what, got in (("params", new_params), ("velocity", new_velocity)):
-        if not r.line(isinstance(got, dict) and set(got) == set(PARAM_KEYS), f"{case.name}: {what} has the "
-                      "keys W1, b1, W2, b2", hint=HINTS["keys"]):
+        if not r.line(isinstance(got, dict) and set(got) == set(PARAM_KEYS),
+                      _("{case}: {what} has the keys W1, b1, W2, b2", case=case.title, what=what),
+                      hint=_(HINTS["keys"])):
             return
     hints_v, hints_p = {}, {}
     for k in PARAM_KEYS:
         if _close(new_velocity[k], beta * velocity_in[k] + (1 - beta) * grads[k]):
-            hints_v[k] = HINTS["ema"]
+            hints_v[k] = _(HINTS["ema"])
         if _close(new_params[k], params_in[k] - lr * grads[k]):
-            hints_p[k] = HINTS["no_momentum"]
+            hints_p[k] = _(HINTS["no_momentum"])
         elif np.any(velocity_in[k]) and _close(new_params[k], params_in[k] - lr * velocity_in[k]):
-            hints_p[k] = HINTS["old_velocity"]
-    _dict(r, case.name, "velocity", new_velocity, {k: _expected(f"{key}/velocity/{k}") for k in PARAM_KEYS}, hints_v)
-    _dict(r, case.name, "params", new_params, {k: _expected(f"{key}/params/{k}") for k in PARAM_KEYS}, hints_p)
+            hints_p[k] = _(HINTS["old_velocity"])
+    _dict(r, case.title, "velocity", new_velocity, {k: _expected(f"{key}/velocity/{k}") for k in PARAM_KEYS},
+          hints_v)
+    _dict(r, case.title, "params", new_params, {k: _expected(f"{key}/params/{k}") for k in PARAM_KEYS}, hints_p)
 
 
 def _check_train(r: Report, key: str, case: Case, args: tuple, out: Any, fn: Callable) -> None:
-    if not r.line(isinstance(out, dict) and set(out) == set(PARAM_KEYS), f"{case.name}: returns a dict with "
-                  "keys W1, b1, W2, b2", hint=HINTS["keys"]):
+    if not r.line(isinstance(out, dict) and set(out) == set(PARAM_KEYS),
+                  _("{case}: returns a dict with keys W1, b1, W2, b2", case=case.title), hint=_(HINTS["keys"])):
         return
     shapes = {k: np.shape(out[k]) for k in PARAM_KEYS}
     want = {"W1": (3, 3, 1, 8), "b1": (1, 1, 1, 8), "W2": (128, 10), "b2": (1, 10)}
-    if not r.line(shapes == want, f"{case.name}: parameter shapes", want, shapes):
+    if not r.line(shapes == want, _("{case}: parameter shapes", case=case.title), want, shapes):
         return
     again = fn(*case.build(), **case.kwargs)
     r.line(isinstance(again, dict) and all(_same(np.asarray(out[k]), np.asarray(again.get(k))) for k in PARAM_KEYS),
-           f"{case.name}: the same seed gives the same parameters",
-           hint="Draw every random number from np.random.default_rng(seed) and init_params(seed).")
+           _("{case}: the same seed gives the same parameters", case=case.title),
+           hint=_("Draw every random number from np.random.default_rng(seed) and init_params(seed)."))
     bad = [k for k in PARAM_KEYS if not _close(out[k], _expected(f"{key}/{k}"), 1e-5, 1e-8)]
-    r.line(not bad, f"{case.name}: parameters equal those of the reference run"
-           + (f" ({', '.join(bad)} differ)" if bad else ""), hint=HINTS["train"])
+    if bad:
+        label = _("{case}: parameters equal those of the reference run ({keys} differ)", case=case.title,
+                  keys=", ".join(bad))
+    else:
+        label = _("{case}: parameters equal those of the reference run", case=case.title)
+    r.line(not bad, label, hint=_(HINTS["train"]))
 
 
 def _check_case(r: Report, name: str, k: int, case: Case, fn: Callable, helpers: dict) -> None:
@@ -699,9 +769,10 @@ def _check_case(r: Report, name: str, k: int, case: Case, fn: Callable, helpers:
     try:
         _compare(r, name, f"{name}/{k}", case, fn, args, out, helpers)
     except Exception as exc:  # an output of an unexpected kind: say so instead of crashing the check
-        r.line(False, f"{case.name}: the output could not be compared ({type(exc).__name__}: {str(exc)[:150]})")
+        r.line(False, _("{case}: the output could not be compared ({error}: {message})", case=case.title,
+                        error=type(exc).__name__, message=str(exc)[:150]))
     if name not in ("sgd_momentum_update", "train") and not _same(case.build(), args):
-        r.line(False, f"{case.name}: the inputs must be left unchanged (work on a copy)")
+        r.line(False, _("{case}: the inputs must be left unchanged (work on a copy)", case=case.title))
 
 
 def _compare(r: Report, name: str, key: str, case: Case, fn: Callable, args: tuple, out: Any,
@@ -796,7 +867,7 @@ def evaluate(name: str, fn: Callable, echo: bool = False) -> Result:
             blockers.append(dep)
     if blockers:
         if _raises_not_implemented(name, fn):
-            r.line(False, f"{name} is not implemented yet (it raises NotImplementedError)")
+            r.line(False, _("{function} is not implemented yet (it raises NotImplementedError)", function=name))
             result.status = MISSING
         else:
             result.status, result.blocked_by = BLOCKED, blockers
@@ -805,7 +876,7 @@ def evaluate(name: str, fn: Callable, echo: bool = False) -> Result:
         return result
     helpers = _helpers(fn)
     for k, case in enumerate(CASES[name]()):
-        result.cases.append(case.name)
+        result.cases.append(case.title)
         _check_case(r, name, k, case, fn, helpers)
         if result.status == MISSING:
             break
@@ -816,7 +887,8 @@ def evaluate(name: str, fn: Callable, echo: bool = False) -> Result:
 
 def _check(name: str, fn: Callable) -> Result:
     if name in LIVE:
-        print(f"(expected values: {LIVE[name]} of cnn_layers.py, the first notebook's loop version)")
+        print(_("(expected values: {function} of cnn_layers.py, the first notebook's loop version)",
+                function=LIVE[name]))
     result = evaluate(name, fn, echo=True)
     _LAST[name] = (_key(name, fn), result)
     return result
@@ -875,31 +947,36 @@ HIDDEN_TESTS_JUDGED = "_cnn_hidden_tests_judged"
 
 def require_checks(fn: Callable) -> None:
     """For the test cells: raise (so Validate fails) when ``fn``'s last visible check failed or never ran."""
-    name = getattr(fn, "__name__", "this function")
+    name = getattr(fn, "__name__", _("this function"))
     if name not in CASES:
-        raise AssertionError(f"{name} is not one of the graded functions")
+        raise AssertionError(_("{function} is not one of the graded functions", function=name))
     if getattr(fn, "__globals__", {}).get(HIDDEN_TESTS_JUDGED):
         # Autograding without the course's grader: this cell's hidden tests, which run first,
         # have already judged its one property; another property's failure must not cost it too.
         return
     if name not in _LAST:
-        raise AssertionError(f"{name}: its visible check has not run yet: run check_{name}({name}) first.")
+        raise AssertionError(_("{function}: its visible check has not run yet: run check_{function}({function}) "
+                               "first.", function=name))
     key, result = _LAST[name]
     if key != _key(name, fn):
         # The function (or one it calls) was redefined after its check ran: judge the current version.
         with _silenced():
             result = evaluate(name, fn)
     if result.status == MISSING:
-        raise AssertionError(f"{name} is not implemented yet")
+        raise AssertionError(_("{function} is not implemented yet", function=name))
     if result.status == BLOCKED:
-        print(f"{name} is not checked yet: it calls {', '.join(result.blocked_by)}, whose visible checks fail.")
+        print(_("{function} is not checked yet: it calls {helpers}, whose visible checks fail.", function=name,
+                helpers=", ".join(result.blocked_by)))
         return
     if result.status == FAIL:
         failed = list(dict.fromkeys(_DETAIL.sub("", f) for f in result.failures))
-        raise AssertionError(f"{name}: visible check failed: {'; '.join(failed[:4])}"
-                             f"{' and more' if len(failed) > 4 else ''}. The output of its check cell above "
-                             "shows what was expected and what came back.")
-    print(f"{name}: every visible check passed ({'; '.join(result.cases)}).")
+        if len(failed) > 4:
+            raise AssertionError(_("{function}: visible check failed: {failed} and more. The output of its check "
+                                   "cell above shows what was expected and what came back.",
+                                   function=name, failed="; ".join(failed[:4])))
+        raise AssertionError(_("{function}: visible check failed: {failed}. The output of its check cell above "
+                               "shows what was expected and what came back.", function=name, failed="; ".join(failed)))
+    print(_("{function}: every visible check passed ({cases}).", function=name, cases="; ".join(result.cases)))
 
 
 # ---------------------------------------------------------------------------

@@ -6,7 +6,13 @@ files, so regenerating gives the same bytes on the same software stack.
 
 Regenerate all figures with::
 
-    cnn figures [--out DIR]        (make figures)
+    cnn figures [--lang LANG ...] [--out DIR]        (make figures)
+
+Figures with words are drawn once per edition: English into this assignment's
+``images`` folder, each translated edition into ``source/<id>_<lang>/images``.
+Every word drawn goes through :func:`_` (strings kept in tables are marked with
+:func:`N_` and translated where drawn), so ``cnn translate sync`` extracts them
+into ``locale/<lang>/<assignment>.po`` under the context ``figures.py``.
 
 This file is course content: it lives in the assignment's grading folder and
 ``spec.toml`` names it as the assignment's ``figures`` hook.
@@ -16,12 +22,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
-from matplotlib import rc_context
+from matplotlib import font_manager, get_cachedir, rc_context
 from matplotlib.animation import FuncAnimation, PillowWriter
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -29,8 +36,12 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
+from cnngrader.core import i18n
+
 #: The released notebook's images folder, beside this grading folder.
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "images"
+#: This assignment's id (its folder's name): the catalogue domain and the base of its editions' ids.
+BASE_ID = Path(__file__).resolve().parents[1].name
 
 FILENAMES = (
     "zero_padding.png",
@@ -87,6 +98,28 @@ _STYLE = {
     "savefig.facecolor": "white",
 }
 
+#: Fonts with Chinese glyphs, tried in this order as fallbacks behind the house fonts.
+CJK_FONTS = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC")
+CJK_APT_PACKAGE = "fonts-wqy-microhei"
+
+#: The message catalogue context of every string drawn here (the module's file name).
+CONTEXT = "figures.py"
+
+#: Translates the words drawn; English by default, swapped by :func:`draw_all` for an edition.
+_TRANSLATOR: Callable[..., str] = i18n.Translator()
+#: Fallback fonts behind the house fonts while an edition is drawn (empty for English).
+_FALLBACK_FONTS: tuple[str, ...] = ()
+
+
+def _(text: str, /, **params: Any) -> str:
+    """``text`` (a literal, with named ``{placeholders}``) in the language being drawn, then formatted."""
+    return _TRANSLATOR(CONTEXT, text, **params)
+
+
+def N_(text: str) -> str:
+    """Mark a string in a table for translation; :func:`_` translates it where it is drawn."""
+    return text
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -96,10 +129,65 @@ def _styled(draw: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(draw)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with rc_context(_STYLE):
+        with rc_context(_style()):
             return draw(*args, **kwargs)
 
     return wrapper
+
+
+def _style() -> dict[str, Any]:
+    """The house style, with the edition's fallback fonts behind the house font."""
+    if not _FALLBACK_FONTS:
+        return _STYLE
+    return {**_STYLE, "font.family": [_STYLE["font.family"], *_FALLBACK_FONTS]}
+
+
+def _mono() -> str | list[str]:
+    """The monospace family for code-like text, with the edition's fallback fonts behind it."""
+    return [MONO, *_FALLBACK_FONTS] if _FALLBACK_FONTS else MONO
+
+
+def _available_cjk_fonts() -> tuple[str, ...]:
+    """The fonts of :data:`CJK_FONTS` that matplotlib can find on this machine."""
+    found = []
+    for name in CJK_FONTS:
+        try:
+            font_manager.findfont(font_manager.FontProperties(family=[name]), fallback_to_default=False)
+        except ValueError:
+            continue
+        found.append(name)
+    return tuple(found)
+
+
+def _fallback_fonts(lang: str) -> tuple[str, ...]:
+    """Fonts to draw ``lang``'s glyphs with behind the house fonts; exits if none is installed."""
+    if lang == i18n.ENGLISH:
+        return ()
+    fonts = _available_cjk_fonts()
+    if not fonts:
+        raise SystemExit(
+            f"cannot draw the {lang!r} figures: no font with Chinese glyphs found "
+            f"(tried {', '.join(CJK_FONTS)}). Install one, e.g. `apt-get install {CJK_APT_PACKAGE}`; "
+            f"if it is installed already, delete matplotlib's font cache ({get_cachedir()}/fontlist-*.json)."
+        )
+    return fonts
+
+
+class _NoBoldFallbackNotice(logging.Filter):
+    """Drops matplotlib's notice that a CJK fallback font has no bold face (its regular face is used)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("findfont: Failed to find font weight")
+
+
+def _translator(lang: str) -> Callable[..., str]:
+    """The translator of ``lang``'s edition of this assignment (its catalogue ``locale/<lang>/<id>.po``)."""
+    return i18n.Translator(lang, (BASE_ID,))
+
+
+def out_dir_for(lang: str) -> Path:
+    """Where ``lang``'s edition keeps its figures: ``source/<edition id>/images``."""
+    return Path(__file__).resolve().parents[2] / i18n.edition_id(BASE_ID, lang) / "images"
 
 
 def _tint(color: str, amount: float) -> tuple[float, float, float]:
@@ -215,7 +303,7 @@ def draw_zero_padding(out_dir: Path) -> Path:
     ax.text(
         width / 2,
         0.75,
-        f"Zero padding with p = {pad}: shape {image.shape} \u2192 {padded.shape}",
+        _("Zero padding with p = {pad}: shape {before} \u2192 {after}", pad=pad, before=image.shape, after=padded.shape),
         ha="center",
         va="center",
         fontsize=14,
@@ -223,7 +311,7 @@ def draw_zero_padding(out_dir: Path) -> Path:
     )
     for c, (name, hue) in enumerate(channels):
         x0 = margin + c * (n + gap)
-        ax.text(x0 + n / 2, top - 0.4, f"channel {c} ({name}) padded with p = {pad}", ha="center", fontsize=10.5)
+        ax.text(x0 + n / 2, top - 0.4, _("channel {c} ({name}) padded with p = {pad}", c=c, name=name, pad=pad), ha="center", fontsize=10.5)
         for i in range(n):
             for j in range(n):
                 inside = pad <= i < n - pad and pad <= j < n - pad
@@ -242,10 +330,10 @@ def draw_zero_padding(out_dir: Path) -> Path:
     ly = top + n + 0.55
     lx = width / 2 - 8.2
     _cell(ax, lx, ly, face=PAD_FILL, hatch="///", hatchcolor="#C4C4C4", edge="#9A9A9A", w=1.2, h=0.8)
-    ax.text(lx + 1.6, ly + 0.4, f"zero border added by padding (p = {pad} on each side)", va="center", fontsize=10)
+    ax.text(lx + 1.6, ly + 0.4, _("zero border added by padding (p = {pad} on each side)", pad=pad), va="center", fontsize=10)
     lx2 = width / 2 + 4.6
     _outline(ax, lx2, ly, 1.2, 0.8, INK, 2.6)
-    ax.text(lx2 + 1.6, ly + 0.4, "original 5 \u00d7 5 values", va="center", fontsize=10)
+    ax.text(lx2 + 1.6, ly + 0.4, _("original 5 \u00d7 5 values"), va="center", fontsize=10)
     return _save_png(fig, out_dir / "zero_padding.png")
 
 
@@ -269,7 +357,7 @@ def _grid_label(ax: Axes, x: float, y: float, text: str, fontsize: float) -> Non
 
 
 def _draw_filter(ax: Axes, x0: float, y0: float, w: np.ndarray, fs: float, label_fs: float) -> None:
-    _grid_label(ax, x0 + 1.5, y0 - 0.15, "filter W (3\u00d73)", label_fs)
+    _grid_label(ax, x0 + 1.5, y0 - 0.15, _("filter W (3\u00d73)"), label_fs)
     for i in range(3):
         for j in range(3):
             _cell(ax, x0 + j, y0 + i, _num(w[i, j]), face=_tint(SKY, 0.35), fontsize=fs)
@@ -295,7 +383,7 @@ def _draw_conv_state(
     done = step >= 9
     hh, ww = divmod(min(step, 8), 3)
 
-    _grid_label(ax, x0 + 2.5, y0 - 0.15, "input x (5\u00d75)", label_fs)
+    _grid_label(ax, x0 + 2.5, y0 - 0.15, _("input x (5\u00d75)"), label_fs)
     for i in range(5):
         for j in range(5):
             in_window = not done and hh <= i < hh + 3 and ww <= j < ww + 3
@@ -318,7 +406,7 @@ def _draw_conv_state(
         _arrow(ax, (x0 + 5.2, y0 + 2.5), (x0 + 6.4, y0 + 2.5))
         ox = x0 + 6.6
     oy = y0 + 1
-    _grid_label(ax, ox + 1.5, oy - 0.15, "output (3\u00d73)", label_fs)
+    _grid_label(ax, ox + 1.5, oy - 0.15, _("output (3\u00d73)"), label_fs)
     for k in range(9):
         i, j = divmod(k, 3)
         current = not done and k == step
@@ -336,7 +424,7 @@ def _conv_caption(step: int, data: tuple[np.ndarray, np.ndarray, np.ndarray]) ->
     x, w, out = data
     if step >= 9:
         return (
-            "all 9 windows done: 5\u00d75 input \u2217 3\u00d73 filter, stride 1 \u2192 3\u00d73 output",
+            _("all 9 windows done: 5\u00d75 input \u2217 3\u00d73 filter, stride 1 \u2192 3\u00d73 output"),
             "n_H = (n_H_prev \u2212 f) / stride + 1 = (5 \u2212 3) / 1 + 1 = 3",
         )
     h, c = divmod(step, 3)
@@ -354,12 +442,15 @@ _CONV_W, _CONV_H = 15.0, 8.7
 def _draw_conv_frame(ax: Axes, step: int, data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     ax.clear()
     _frame(ax, _CONV_W, _CONV_H)
-    title = "Convolution, stride 1: done" if step >= 9 else f"Convolution, stride 1: window {step + 1} of 9"
+    title = (
+        _("Convolution, stride 1: done") if step >= 9
+        else _("Convolution, stride 1: window {k} of {n}", k=step + 1, n=9)
+    )
     ax.text(_CONV_W / 2, 0.65, title, ha="center", va="center", fontsize=14, weight="bold")
     _draw_conv_state(ax, 0.5, 1.75, step, data, fs=12, label_fs=10.5, full=True)
     line1, line2 = _conv_caption(step, data)
-    ax.text(_CONV_W / 2, 7.5, line1, ha="center", va="center", fontsize=10.5, family=MONO)
-    ax.text(_CONV_W / 2, 8.2, line2, ha="center", va="center", fontsize=9, family=MONO, color=MUTED)
+    ax.text(_CONV_W / 2, 7.5, line1, ha="center", va="center", fontsize=10.5, family=_mono())
+    ax.text(_CONV_W / 2, 8.2, line2, ha="center", va="center", fontsize=9, family=_mono(), color=MUTED)
 
 
 @_styled
@@ -393,19 +484,19 @@ def draw_conv_strip(out_dir: Path) -> Path:
     height = top + 3 * row_h - 0.1
     fig, ax = _canvas(width, height, unit=0.3)
     ax.text(
-        width / 2, 0.75, "Convolution of a 5\u00d75 input with a 3\u00d73 filter, stride 1, no bias",
+        width / 2, 0.75, _("Convolution of a 5\u00d75 input with a 3\u00d73 filter, stride 1, no bias"),
         ha="center", va="center", fontsize=14, weight="bold",
     )
     fy = top + row_h * 1.5 - 2.5
     _draw_filter(ax, 0.7, fy, w, 9, 10)
-    ax.text(2.2, fy + 3.35, "output = sum of\nwindow \u2299 W", ha="center", va="top", fontsize=9, color=MUTED)
+    ax.text(2.2, fy + 3.35, _("output = sum of\nwindow \u2299 W"), ha="center", va="top", fontsize=9, color=MUTED)
     for step in range(9):
         r, c = divmod(step, 3)
         px = left + c * (panel_w + col_gap)
         py = top + r * row_h
         h, col = divmod(step, 3)
         ax.text(
-            px + panel_w / 2, py + 0.15, f"step {step + 1}: output[{h}, {col}] = {_num(out[h, col])}",
+            px + panel_w / 2, py + 0.15, _("step {k}: output[{h}, {w}] = {value}", k=step + 1, h=h, w=col, value=_num(out[h, col])),
             ha="center", va="center", fontsize=10, weight="bold",
         )
         _draw_conv_state(ax, px, py + 1.25, step, data, fs=9, label_fs=8, full=False)
@@ -429,7 +520,7 @@ def draw_window_corners(out_dir: Path) -> Path:
     width, height = ox + n_out + 1.3, gy + n + 3.6
     fig, ax = _canvas(width, height, unit=0.42)
     ax.text(
-        width / 2, 0.6, f"Window of output (h = {h}, w = {w}) with f = {f}, stride = {stride}",
+        width / 2, 0.6, _("Window of output (h = {h}, w = {w}) with f = {f}, stride = {stride}", h=h, w=w, f=f, stride=stride),
         ha="center", va="center", fontsize=13, weight="bold",
     )
 
@@ -450,15 +541,15 @@ def draw_window_corners(out_dir: Path) -> Path:
         # Under the window outline (zorder 4), so the window edge stays one clean line.
         ax.plot([gx, gx + n], [y, y], color=BLUE, lw=1.4, ls=(0, (4, 2.5)), zorder=3)
         ax.plot([gx - 1.4], [y], marker="o", ms=4, color=BLUE, zorder=5)
-        ax.text(gx - 1.6, y, f"{name} = {value}", ha="right", va="center", fontsize=10, family=MONO, color=BLUE)
+        ax.text(gx - 1.6, y, f"{name} = {value}", ha="right", va="center", fontsize=10, family=_mono(), color=BLUE)
     for value, name in ((hs, "horiz_start"), (he, "horiz_end")):
         xx = gx + value
         ax.plot([xx, xx], [gy - 1.2, gy], color=GREEN, lw=2.2, solid_capstyle="butt", zorder=5)
         ax.plot([xx, xx], [gy, gy + n], color=GREEN, lw=1.4, ls=(0, (4, 2.5)), zorder=3)
         ax.plot([xx], [gy - 1.2], marker="o", ms=4, color=GREEN, zorder=5)
-        ax.text(xx, gy - 1.4, f"{name}\n= {value}", ha="center", va="bottom", fontsize=10, family=MONO, color=GREEN)
+        ax.text(xx, gy - 1.4, f"{name}\n= {value}", ha="center", va="bottom", fontsize=10, family=_mono(), color=GREEN)
 
-    _grid_label(ax, ox + n_out / 2, oy - 0.8, f"output Z ({n_out}\u00d7{n_out})", 10)
+    _grid_label(ax, ox + n_out / 2, oy - 0.8, _("output Z ({n}\u00d7{n})", n=n_out), 10)
     for i in range(n_out):
         for j in range(n_out):
             here = (i, j) == (h, w)
@@ -466,7 +557,7 @@ def draw_window_corners(out_dir: Path) -> Path:
         ax.text(ox - 0.3, oy + i + 0.5, str(i), ha="center", va="center", fontsize=8.5, color=MUTED)
         ax.text(ox + i + 0.5, oy - 0.3, str(i), ha="center", va="center", fontsize=8.5, color=MUTED)
     _outline(ax, ox + w, oy + h, 1, 1, ORANGE, 3.2)
-    ax.text(ox + n_out / 2, oy + n_out + 0.3, f"position (h = {h}, w = {w})", ha="center", va="top", fontsize=9.5)
+    ax.text(ox + n_out / 2, oy + n_out + 0.3, _("position (h = {h}, w = {w})", h=h, w=w), ha="center", va="top", fontsize=9.5)
     _arrow(ax, (gx + n + 0.15, gy + vs + f / 2), (ox - 0.6, oy + h + 0.5), color=ORANGE)
 
     lines = [
@@ -474,9 +565,9 @@ def draw_window_corners(out_dir: Path) -> Path:
         f"vert_end    = vert_start + f    = {vs} + {f} = {ve}",
         f"horiz_start = w * stride        = {w} * {stride} = {hs}",
         f"horiz_end   = horiz_start + f   = {hs} + {f} = {he}",
-        f"a_slice = a_prev_pad[{vs}:{ve}, {hs}:{he}, :]   (end index excluded)",
+        f"a_slice = a_prev_pad[{vs}:{ve}, {hs}:{he}, :]   " + _("(end index excluded)"),
     ]
-    ax.text(gx - 3.8, gy + n + 1.05, "\n".join(lines), ha="left", va="top", fontsize=9.5, family=MONO, linespacing=1.45)
+    ax.text(gx - 3.8, gy + n + 1.05, "\n".join(lines), ha="left", va="top", fontsize=9.5, family=_mono(), linespacing=1.45)
     return _save_png(fig, out_dir / "window_corners.png")
 
 
@@ -513,11 +604,11 @@ def draw_pooling(out_dir: Path, pool_forward: PoolForward | None = None) -> Path
     width, height = 10.6, 7.85
     fig, ax = _canvas(width, height, unit=0.6)
     ax.text(
-        width / 2, 0.6, f"Pooling a 4\u00d74 input with f = {f}, stride = {stride}",
+        width / 2, 0.6, _("Pooling a 4\u00d74 input with f = {f}, stride = {stride}", f=f, stride=stride),
         ha="center", va="center", fontsize=14, weight="bold",
     )
     ix, iy = 0.8, 2.35
-    _grid_label(ax, ix + 2, iy - 0.15, "input (4\u00d74)", 11)
+    _grid_label(ax, ix + 2, iy - 0.15, _("input (4\u00d74)"), 11)
     for i in range(4):
         for j in range(4):
             qi, qj = i // stride, j // stride
@@ -529,12 +620,12 @@ def draw_pooling(out_dir: Path, pool_forward: PoolForward | None = None) -> Path
     for k in (0, 2, 4):
         ax.plot([ix + k, ix + k], [iy, iy + 4], color=INK, lw=2.2, zorder=4)
         ax.plot([ix, ix + 4], [iy + k, iy + k], color=INK, lw=2.2, zorder=4)
-    ax.text(ix + 2, iy + 4.25, "boxed = maximum of its window", ha="center", va="top", fontsize=9.5, color=MUTED)
+    ax.text(ix + 2, iy + 4.25, _("boxed = maximum of its window"), ha="center", va="top", fontsize=9.5, color=MUTED)
 
-    outputs = (("max", "max pooling", 1.75, "max"), ("average", "average pooling", 5.25, "mean"))
+    outputs = (("max", N_("max pooling"), 1.75, N_("max")), ("average", N_("average pooling"), 5.25, N_("mean")))
     ox = 7.4
     for mode, label, oy, verb in outputs:
-        _grid_label(ax, ox + 1, oy - 0.15, label, 11)
+        _grid_label(ax, ox + 1, oy - 0.15, _(label), 11)
         for i in range(2):
             for j in range(2):
                 face = _tint(_QUADRANT_COLORS[i][j], 0.45)
@@ -546,8 +637,8 @@ def draw_pooling(out_dir: Path, pool_forward: PoolForward | None = None) -> Path
         end = (ox - 0.25, oy + 1)
         _arrow(ax, start, end)
         ax.text(
-            (start[0] + end[0]) / 2, (start[1] + end[1]) / 2 - 0.22, verb,
-            ha="center", va="bottom", fontsize=10, color=GRID, family=MONO,
+            (start[0] + end[0]) / 2, (start[1] + end[1]) / 2 - 0.22, _(verb),
+            ha="center", va="bottom", fontsize=10, color=GRID, family=_mono(),
         )
     return _save_png(fig, out_dir / "pooling.png")
 
@@ -568,10 +659,10 @@ def draw_pool_backward(out_dir: Path) -> Path:
     width, height, split, gy = 20.4, 6.9, 13.0, 3.0
     fig, ax = _canvas(width, height, unit=0.5)
     for cx, title, sub in (
-        (split / 2, "Max pooling backward", "mask = create_mask_from_window(x)"),
-        ((split + width) / 2, "Average pooling backward", f"distribute_value(dz={dz_avg}, shape=(2, 2))"),
+        (split / 2, N_("Max pooling backward"), "mask = create_mask_from_window(x)"),
+        ((split + width) / 2, N_("Average pooling backward"), f"distribute_value(dz={dz_avg}, shape=(2, 2))"),
     ):
-        ax.text(cx, 0.7, title, ha="center", va="center", fontsize=13.5, weight="bold")
+        ax.text(cx, 0.7, _(title), ha="center", va="center", fontsize=13.5, weight="bold")
         ax.text(cx, 1.45, sub, ha="center", va="center", fontsize=9.5, family=MONO, color=MUTED)
     ax.plot([split, split], [0.3, height - 0.3], color="#BBBBBB", lw=1.2)
 
@@ -591,14 +682,14 @@ def draw_pool_backward(out_dir: Path) -> Path:
 
     hot = _tint(ORANGE, 0.55)
     x1, x2, x3 = 0.8, 5.4, 10.0
-    grid2(x1, "window x", window, [[hot if m else "white" for m in row] for row in mask.tolist()])
-    grid2(x2, "mask", mask, [[hot if m else PENDING for m in row] for row in mask.tolist()], fs=10)
-    grid2(x3, f"dz \u00d7 mask (dz = {dz_max})", grad_max, [[hot if m else PENDING for m in row] for row in mask.tolist()])
+    grid2(x1, _("window x"), window, [[hot if m else "white" for m in row] for row in mask.tolist()])
+    grid2(x2, _("mask"), mask, [[hot if m else PENDING for m in row] for row in mask.tolist()], fs=10)
+    grid2(x3, _("dz \u00d7 mask (dz = {dz})", dz=dz_max), grad_max, [[hot if m else PENDING for m in row] for row in mask.tolist()])
     arrow(x1 + 2, x2, "x == max(x)")
     arrow(x2 + 2, x3, "\u00d7 dz")
     ax.text(
         split / 2, gy + 2.65,
-        "only the position of the maximum influenced the output,\nso the whole gradient goes back there",
+        _("only the position of the maximum influenced the output,\nso the whole gradient goes back there"),
         ha="center", va="top", fontsize=10, color=MUTED,
     )
 
@@ -608,10 +699,10 @@ def draw_pool_backward(out_dir: Path) -> Path:
     _outline(ax, dx, gy + 0.5, 1, 1, INK, 1.8)
     x4 = split + 4.6
     arrow(dx + 1, x4, "dz / (2\u00b72)")
-    grid2(x4, "distributed gradient", grad_avg, [[_tint(SKY, 0.3)] * 2] * 2)
+    grid2(x4, _("distributed gradient"), grad_avg, [[_tint(SKY, 0.3)] * 2] * 2)
     ax.text(
         (split + width) / 2, gy + 2.65,
-        "every input contributed equally\nto the mean, so each gets dz / 4",
+        _("every input contributed equally\nto the mean, so each gets dz / 4"),
         ha="center", va="top", fontsize=10, color=MUTED,
     )
     return _save_png(fig, out_dir / "pool_backward.png")
@@ -620,27 +711,57 @@ def draw_pool_backward(out_dir: Path) -> Path:
 # ------------------------------------------------------------------------- driver
 
 
-def draw_all(out_dir: Path, pool_forward: PoolForward | None = None) -> list[Path]:
-    """Draw every figure into ``out_dir`` (created if needed); return the written paths."""
+def draw_all(out_dir: Path, pool_forward: PoolForward | None = None, lang: str = i18n.ENGLISH) -> list[Path]:
+    """Draw every figure in ``lang`` into ``out_dir`` (created if needed); return the written paths.
+
+    A translated edition's words come from its catalogue (English where it has
+    no entry yet), drawn with a CJK font behind the house fonts; without such a
+    font installed this exits rather than drawing empty boxes.
+    """
+    global _TRANSLATOR, _FALLBACK_FONTS
+    fonts = _fallback_fonts(lang)
+    translator = _translator(lang)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [
-        draw_zero_padding(out_dir),
-        draw_conv_sliding(out_dir),
-        draw_conv_strip(out_dir),
-        draw_window_corners(out_dir),
-        draw_pooling(out_dir, pool_forward),
-        draw_pool_backward(out_dir),
-    ]
+    previous = _TRANSLATOR, _FALLBACK_FONTS
+    _TRANSLATOR, _FALLBACK_FONTS = translator, fonts
+    quiet = _NoBoldFallbackNotice()
+    font_log = logging.getLogger(font_manager.__name__)
+    font_log.addFilter(quiet)
+    try:
+        return [
+            draw_zero_padding(out_dir),
+            draw_conv_sliding(out_dir),
+            draw_conv_strip(out_dir),
+            draw_window_corners(out_dir),
+            draw_pooling(out_dir, pool_forward),
+            draw_pool_backward(out_dir),
+        ]
+    finally:
+        font_log.removeFilter(quiet)
+        _TRANSLATOR, _FALLBACK_FONTS = previous
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: regenerate all figures."""
+    """Command-line entry point: regenerate all figures, once per edition."""
+    editions = [i18n.ENGLISH, *i18n.languages()]
     parser = argparse.ArgumentParser(prog="cnn figures", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
+    parser.add_argument(
+        "--lang", action="append", choices=editions, default=None,
+        help=f"edition to draw (repeatable; default: all of {', '.join(editions)}, "
+        f"or only {i18n.ENGLISH} with --out); each goes into source/<edition id>/images",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None,
+        help=f"draw into this directory instead (one edition only; default: {DEFAULT_OUT} for English)",
+    )
     args = parser.parse_args(argv)
-    for path in draw_all(args.out):
-        print(f"{path}  {path.stat().st_size / 1024:.1f} kB")
+    langs = list(dict.fromkeys(args.lang or ([i18n.ENGLISH] if args.out else editions)))
+    if args.out is not None and len(langs) > 1:
+        parser.error("--out takes a single --lang")
+    for lang in langs:
+        for path in draw_all(args.out or out_dir_for(lang), lang=lang):
+            print(f"{path}  {path.stat().st_size / 1024:.1f} kB")
     return 0
 
 
