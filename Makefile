@@ -14,6 +14,8 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 N ?= 20
 PYTEST_ARGS ?=
 LAB_ARGS ?=
+# The edition `make lab` opens: en or zh (LANG=zh... also selects zh); empty: JupyterLab as it is.
+EDITION ?=
 ROSTER ?= roster.csv
 
 .PHONY: help venv system-deps hidden-data release validate demo grade feedback export report figures visible-accuracy \
@@ -44,12 +46,13 @@ hidden-data: venv  ## build grader_data/ (hidden inputs and expectations) if the
 checks-data: venv  ## regenerate source/<assignment>/cnn_checks_data.json (visible checks' expected values)
 	$(CNN) checks-data
 
-release: venv hidden-data checks-data  ## regenerate release/ from source/ with nbgrader (and record the due dates)
-	for a in $$($(CNN) assignments); do nbgrader generate_assignment $$a --force || exit 1; done
+release: venv hidden-data checks-data  ## regenerate every edition's source/<id>_<lang>/ and release/ with nbgrader (and due dates)
+	$(CNN) translate build
+	for a in $$($(CNN) assignments --editions); do nbgrader generate_assignment $$a --force || exit 1; done
 	$(CNN) due-dates
 
-validate: venv hidden-data  ## nbgrader validate on the source notebook
-	for a in $$($(CNN) assignments); do nbgrader validate source/$$a/$$a.ipynb || exit 1; done
+validate: venv hidden-data  ## nbgrader validate on every edition's source notebook
+	for a in $$($(CNN) assignments --editions); do nbgrader validate source/$$a/$$a.ipynb || exit 1; done
 
 demo: venv system-deps release  ## the whole course on bundled examples, in demo/ (never touches the class)
 	$(CNN) demo
@@ -86,17 +89,18 @@ report: venv  ## feedback/report.html: histogram, per-function means, failure re
 summary: venv  ## print the per-student, per-function table from the gradebook
 	$(CNN) grade --assignment $(ASSIGNMENT) --summary-only
 
-figures: venv  ## redraw source/<assignment>/images/
+figures: venv  ## redraw source/<assignment>/images/ in every language (Chinese needs fonts-wqy-microhei)
+	@scripts/system-deps.sh fonts-wqy-microhei
 	$(CNN) figures
 
-lab: venv  ## JupyterLab as a student, in student/ (LAB_ARGS="--port=8899 ..." are passed on)
-	scripts/lab.sh student $(LAB_ARGS)
+lab: venv  ## JupyterLab as a student, in student/ (EDITION=zh or LANG=zh: the Chinese edition; LAB_ARGS passed on)
+	EDITION="$(EDITION)" LANG="$(LANG)" scripts/lab.sh student $(LAB_ARGS)
 
 formgrader: venv  ## JupyterLab as the instructor, on the course (formgrader, create assignment)
 	scripts/lab.sh instructor $(LAB_ARGS)
 
 test: venv  ## the whole test suite (installs bubblewrap, chromium, postgresql when root)
-	@scripts/system-deps.sh bubblewrap chromium postgresql
+	@scripts/system-deps.sh bubblewrap chromium postgresql fonts-wqy-microhei
 	$(CNN) hidden-data --if-stale
 	$(PY) -m pytest $(PYTEST_ARGS)
 
