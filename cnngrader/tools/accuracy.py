@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnngrader.core import paths, spec
+from cnngrader.core import i18n, paths, spec
 from cnngrader.tools import mutants, submissions
 from cnngrader.tools.workspace import Course, make_course
 
@@ -56,6 +56,7 @@ def _cells(sources: list[str]) -> dict[str, str]:
 def write_submissions(course: Course) -> None:
     """One submission per mutant, per correct variant and per credit-isolation case, plus the reference."""
     a = course.assignment
+    submissions.submit_release(course.root, "reference", a)
     catalogue = {m.name: m.source for m in mutants.catalogue(assignment=a)}
     for name, source in catalogue.items():
         submissions.submit_release(course.root, f"m__{name}", a, _cells([source]))
@@ -156,32 +157,47 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--keep", type=Path, default=None, help="grade in this directory and keep it")
-    parser.add_argument("--assignment", default=None, help="assignment id (default: the course's first)")
+    parser.add_argument("--assignment", default=None,
+                        help="assignment id, or a translated edition's (default: the course's first)")
+    parser.add_argument("--editions", action="store_true",
+                        help="grade the catalogue in every edition of the assignment and require equal points")
     parser.add_argument("--repeats", type=int, default=5, help="reference timing runs per function (median)")
     args = parser.parse_args(argv)
     from cnngrader.sandbox.limits import for_assignment, from_course
 
-    a = spec.load(args.assignment)
+    name = args.assignment or paths.default_assignment()
+    a = spec.load(name)
+    ids = ([i18n.edition_id(a.name, lang) for lang in (i18n.ENGLISH, *i18n.languages())] if args.editions
+           else [name])
     with tempfile.TemporaryDirectory(prefix="cnn-accuracy-") as tmp:
         root = args.keep or Path(tmp) / "course"
-        course = make_course(root, generate=a.name == paths.default_assignment())
-        if a.name != paths.default_assignment():
+        make_course(root, generate=False)
+        scores: dict[str, dict] = {}
+        for edition in ids:
             from cnngrader.tools.workspace import nbgrader
 
-            nbgrader(root, "generate_assignment", a.name, "--force")
-        course = Course(root, a.name)
-        write_submissions(course)
-        n = sum(1 for _ in course.submitted.iterdir())
-        started = time.monotonic()
-        proc = course.grade(jobs=args.jobs, extra_args=("--assignment", a.name, "--no-summary", "--no-export"))
-        if proc.returncode not in (0, 3):
-            print(proc.stdout, proc.stderr, file=sys.stderr)
-            return 1
-        print(f"graded {n} submissions in {time.monotonic() - started:.0f} s")
-        acc = evaluate(course)
+            nbgrader(root, "generate_assignment", edition, "--force")
+            course = Course(root, edition)
+            write_submissions(course)
+            n = sum(1 for p in course.submitted.iterdir() if (p / edition).is_dir())
+            started = time.monotonic()
+            proc = course.grade(jobs=args.jobs, extra_args=("--assignment", edition, "--no-summary", "--no-export"))
+            if proc.returncode not in (0, 3):
+                print(proc.stdout, proc.stderr, file=sys.stderr)
+                return 1
+            print(f"{edition}: graded {n} submissions in {time.monotonic() - started:.0f} s")
+            scores[edition] = course.scores()
+            if edition == ids[0]:
+                acc = evaluate(course)
     cpu = for_assignment(from_course(paths.course_root()), a).cpu_seconds
     print(render(acc, reference_timings(args.repeats, a.name), cpu, a.name))
-    return 0 if acc.ok else 1
+    same = True
+    for edition in ids[1:]:
+        differ = sorted(s for s in scores[ids[0]] if scores[edition].get(s) != scores[ids[0]][s])
+        same = same and not differ
+        print(f"{edition} against {ids[0]}: {len(scores[ids[0]]) - len(differ)} of {len(scores[ids[0]])} "
+              f"submissions earn the same points per function" + (f"; differ: {', '.join(differ)}" if differ else ""))
+    return 0 if acc.ok and same else 1
 
 
 if __name__ == "__main__":

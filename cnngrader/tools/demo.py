@@ -10,7 +10,10 @@ First notebook (see :func:`cnngrader.tools.submissions.write_demo`): alice
 is correct, bob blank, carol has three realistic bugs, dave's notebook is not
 valid JSON and erin's notebook was renamed. Capstone
 (:func:`cnngrader.tools.submissions.write_capstone_demo`): alice trains her
-own network to full marks, bob is blank, carol has two bugs.
+own network to full marks, bob is blank, carol has two bugs. Chinese edition of
+the first notebook (:func:`cnngrader.tools.submissions.write_edition_demo`):
+fang is correct and gao has carol's bugs; their feedback is in Chinese, and
+the first notebook's report shows both editions in one table.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cnngrader.core import paths
+from cnngrader.core import i18n, paths
 from cnngrader.tools import submissions
 from cnngrader.tools.workspace import make_course, nbgrader, tool_env
 
@@ -48,15 +51,25 @@ def build(dest: Path) -> int:
         else:
             nbgrader(dest, "generate_assignment", assignment, "--force")
             students = submissions.write_capstone_demo(dest, assignment)
-        print(f"\n== {assignment}: {', '.join(students)}")
-        batch = subprocess.run([sys.executable, "-m", "cnngrader.tools.batch", "--assignment", assignment,
-                                "--jobs", "2", "--no-summary"], cwd=dest, env=env)
-        worst = max(worst, batch.returncode)
-        nbgrader(dest, "generate_feedback", assignment, "--force")
+        graded = [(assignment, students)]
+        if assignment == course.assignment:
+            # The first notebook's Chinese edition too (the capstone's would add another training run).
+            for lang in i18n.languages(dest):
+                edition = i18n.edition_id(assignment, lang)
+                nbgrader(dest, "generate_assignment", edition, "--force")
+                graded.append((edition, submissions.write_edition_demo(dest, edition)))
+        for name, who in graded:
+            print(f"\n== {name}: {', '.join(who)}")
+            batch = subprocess.run([sys.executable, "-m", "cnngrader.tools.batch", "--assignment", name,
+                                    "--jobs", "2", "--no-summary"], cwd=dest, env=env)
+            worst = max(worst, batch.returncode)
+            nbgrader(dest, "generate_feedback", name, "--force")
+        # One report per assignment, every edition in it.
         subprocess.run([sys.executable, "-m", "cnngrader.tools.report", "--assignment", assignment],
                        cwd=dest, env=env, check=True)
-        subprocess.run([sys.executable, "-m", "cnngrader.tools.batch", "--assignment", assignment,
-                        "--summary-only"], cwd=dest, env=env, check=True)
+        for name, _ in graded:
+            subprocess.run([sys.executable, "-m", "cnngrader.tools.batch", "--assignment", name,
+                            "--summary-only"], cwd=dest, env=env, check=True)
     print(f"\nfeedback in {dest / 'feedback'}, reports in {dest / 'feedback'} (report*.html)")
     return worst
 

@@ -1,4 +1,4 @@
-"""Instructor grading report for one assignment, after a batch grade.
+"""Instructor grading report for one assignment, after a batch grade, across its editions.
 
 Reads the nbgrader gradebook (scores, authoritative: it includes any manual
 override) and the per-student grading records (:mod:`cnngrader.core.record`: why
@@ -9,6 +9,12 @@ things failed, as failure codes), and writes one self-contained HTML page::
 The page holds headline numbers, a score histogram, the mean score of every
 graded function, the most common failure reasons per function, the
 submissions that need a human look, and a per-student score table.
+
+Every edition of an assignment (English and each translation, which share
+grade ids, points and hidden data) is in the one report: its numbers cover
+all students, and the tables name each submission's edition. A student who
+submitted in two editions has a row for each and is listed under "Needs
+attention". ``--assignment`` takes the base id or any edition's id.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from nbgrader.api import Gradebook, MissingEntry
 
-from cnngrader.core import paths, spec
+from cnngrader.core import i18n, paths, spec
 from cnngrader.core.record import Record, failure_label, load_all
 from cnngrader.core.textsafe import clean
 
@@ -52,7 +58,8 @@ def default_out(root: Path | None = None, assignment: str | None = None) -> Path
     ``feedback/report_<assignment>.html`` for the others."""
     root = root or paths.course_root()
     first = paths.default_assignment(root)
-    name = "report.html" if assignment in (None, first) else f"report_{assignment}.html"
+    base = i18n.base_of(assignment, root) if assignment else None
+    name = "report.html" if base in (None, first) else f"report_{base}.html"
     return root / "feedback" / name
 
 
@@ -150,46 +157,68 @@ def collect(db_url: str | None = None, assignment: str | None = None,
             root: Path | None = None) -> dict[str, Any]:
     """Gather every number the report shows, as plain data (reads, never writes files).
 
-    Keys: ``assignment``, ``functions`` (name and points, notebook order),
-    ``headline``, ``scores`` (percentages of graded submissions),
-    ``function_means`` (mean percentage per function), ``failures`` (top
-    reasons per function), ``attention`` and ``students`` (one row each).
+    Keys: ``assignment`` (the base id), ``editions`` (submissions per language),
+    ``functions`` (name and points, notebook order), ``headline``, ``scores``
+    (percentages of graded submissions), ``function_means`` (mean percentage per
+    function), ``failures`` (top reasons per function), ``attention`` and
+    ``students`` (one row per student and edition submitted).
     """
     root = root or paths.course_root()
-    assignment = assignment or paths.default_assignment(root)
+    assignment = i18n.base_of(assignment or paths.default_assignment(root), root)
     a = spec.load(assignment, root)
     db_url = paths.normalise_db_url(db_url) if db_url else paths.default_db_url(root)
-    gb_students, submissions, names = _read_gradebook(db_url, assignment)
-    records, broken = load_all(assignment, root)
+    roster: set[str] = set()
+    names: dict[str, str] = {}
+    # Per edition: (language, submissions, records, unreadable records).
+    editions: list[tuple[str, dict, dict, dict]] = []
+    for lang in [i18n.ENGLISH, *i18n.languages(root)]:
+        edition = i18n.edition_id(assignment, lang)
+        try:
+            gb_students, submissions, edition_names = _read_gradebook(db_url, edition)
+        except LookupError:
+            if lang == i18n.ENGLISH:
+                raise
+            continue  # this edition was never released
+        roster |= set(gb_students)
+        names.update(edition_names)
+        records, broken = load_all(edition, root)
+        editions.append((lang, submissions, records, broken))
 
     points = a.function_points()
-    everyone = sorted(set(gb_students) | set(submissions) | set(records) | set(broken))
+    everyone = sorted(roster.union(*(set(s) | set(r) | set(b) for _, s, r, b in editions)))
 
     rows: list[dict] = []
     attention: list[dict] = []
     for student in everyone:
-        sub = submissions.get(student)
-        score = sub["score"] if sub else None
-        max_score = sub["max_score"] if sub else None
-        reasons = _attention_reasons(records.get(student), broken.get(student),
-                                     student in gb_students, sub is not None, a.function_names)
-        percent = None
-        if sub:
-            percent = 100.0 * score / max_score if max_score else 0.0
-        row = {
-            "student": student,
-            "name": names.get(student, ""),
-            "score": score,
-            "max_score": max_score,
-            "percent": percent,
-            "functions": dict(sub["functions"]) if sub else None,
-            "submitted": sub is not None or student in records or student in broken,
-            "attention": bool(reasons),
-        }
-        rows.append(row)
-        if reasons:
-            attention.append({"student": student, "name": names.get(student, ""), "score": score,
-                              "max_score": max_score, "reasons": reasons})
+        mine = [(lang, s, r, b) for lang, s, r, b in editions if student in s or student in r or student in b]
+        for lang, submissions, records, broken in mine or [(None, {}, {}, {})]:
+            sub = submissions.get(student)
+            score = sub["score"] if sub else None
+            max_score = sub["max_score"] if sub else None
+            reasons = _attention_reasons(records.get(student), broken.get(student),
+                                         student in roster, sub is not None, a.function_names)
+            if len(mine) > 1:
+                reasons.append(f"submitted in {len(mine)} editions ({', '.join(m[0] for m in mine)}): "
+                               "each is graded; choose the one that counts")
+            percent = None
+            if sub:
+                percent = 100.0 * score / max_score if max_score else 0.0
+            row = {
+                "student": student,
+                "name": names.get(student, ""),
+                "edition": lang or "",
+                "score": score,
+                "max_score": max_score,
+                "percent": percent,
+                "functions": dict(sub["functions"]) if sub else None,
+                "submitted": sub is not None or student in records or student in broken,
+                "attention": bool(reasons),
+            }
+            rows.append(row)
+            if reasons:
+                attention.append({"student": student, "name": names.get(student, ""), "edition": lang or "",
+                                  "score": score, "max_score": max_score, "reasons": reasons})
+    records = {f"{lang}/{student}": rec for lang, _, recs, _ in editions for student, rec in recs.items()}
 
     graded = [r for r in rows if r["score"] is not None]
     scores = [r["percent"] for r in graded]
@@ -219,6 +248,7 @@ def collect(db_url: str | None = None, assignment: str | None = None,
         item["reasons"] = [clean(r, 400) for r in item["reasons"]]
     return {
         "assignment": assignment,
+        "editions": {lang: sum(1 for r in rows if r["edition"] == lang and r["submitted"]) for lang, *_ in editions},
         "functions": [{"name": fn, "points": points[fn]} for fn in a.function_names],
         "headline": headline,
         "scores": scores,

@@ -170,6 +170,14 @@ def buggy() -> NotebookNode:
     return with_files(*(mutant(bug) for bug in DEMO_BUGS))
 
 
+def write_edition_demo(root: Path, assignment: str) -> list[str]:
+    """A translated edition's demo students: fang solved, gao with carol's three bugs."""
+    submit_release(root, "fang", assignment)
+    bugs = [mutants.by_name(name, assignment=assignment) for name in DEMO_BUGS]
+    submit_release(root, "gao", assignment, {m.function: m.source for m in bugs})
+    return ["fang", "gao"]
+
+
 def write_demo(submitted: Path) -> list[str]:
     """Write the demo students into ``submitted`` and return their ids (nothing else there is touched)."""
     write(solved(), submitted, "alice")
