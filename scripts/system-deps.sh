@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages the course needs, when we can.
-#   scripts/system-deps.sh bubblewrap [chromium] [postgresql]
+#   scripts/system-deps.sh bubblewrap [chromium] [postgresql] [fonts-wqy-microhei]
 # As root with apt-get, installs what is missing. Otherwise prints how and
 # carries on: grading then runs without the sandbox (and says so loudly), and
 # the browser and PostgreSQL tests skip with a message.
@@ -9,6 +9,8 @@ declare -A probe=(
   [bubblewrap]="bwrap"
   [chromium]="/usr/bin/chromium"
   [postgresql]="/usr/lib/postgresql"
+  # Chinese glyphs: the zh edition's figures (cnn figures) and its pages in chromium
+  [fonts-wqy-microhei]="/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 )
 missing=()
 for pkg in "$@"; do
