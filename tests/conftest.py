@@ -164,6 +164,18 @@ def graded(tmp_path_factory):
         remove_deep(folder)
 
 
+@pytest.fixture(scope="session")
+def acc_course(tmp_path_factory):
+    """The accuracy catalogue (every mutant, variant and credit-isolation case), graded once per session."""
+    from cnngrader.tools import accuracy
+
+    course = make_course(tmp_path_factory.mktemp("accuracy") / "course", limits=TEST_LIMITS)
+    accuracy.write_submissions(course)
+    proc = course.grade(jobs=2, extra_args=("--no-summary", "--no-export"))
+    assert proc.returncode in BATCH_OK, proc.stderr[-3000:]
+    return course
+
+
 @pytest.fixture()
 def fresh_course(tmp_path) -> Course:
     return make_course(tmp_path / "course", limits=TEST_LIMITS, extra_config=TEST_CONFIG)

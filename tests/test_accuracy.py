@@ -1,7 +1,8 @@
 """Hidden tests tell right from wrong, graded through the real batch autograde path.
 
-One session-scoped grading run covers every mutant, every correct variant and
-the credit-isolation submissions (the same run ``make accuracy`` reports on).
+One session-scoped grading run (``acc_course`` in conftest.py) covers every
+mutant, every correct variant and the credit-isolation submissions (the same
+run ``make accuracy`` reports on).
 """
 
 from __future__ import annotations
@@ -9,22 +10,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import BATCH_OK, TEST_LIMITS
 
 from cnngrader.core import spec
 from cnngrader.tools import accuracy
-from cnngrader.tools.workspace import make_course
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def acc_course(tmp_path_factory):
-    course = make_course(tmp_path_factory.mktemp("accuracy") / "course", limits=TEST_LIMITS)
-    accuracy.write_submissions(course)
-    proc = course.grade(jobs=2, extra_args=("--no-summary", "--no-export"))
-    assert proc.returncode in BATCH_OK, proc.stderr[-3000:]
-    return course
 
 
 @pytest.fixture(scope="session")

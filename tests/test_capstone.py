@@ -134,17 +134,18 @@ def test_every_correct_variant_gets_full_marks(variant: Path, hidden: HiddenData
 
 
 @pytest.mark.slow
-def test_a_students_validate_passes_on_a_solved_release(tmp_path: Path):
-    """A solved release runs top to bottom: every visible check passes and Validate succeeds."""
-    folder = tmp_path / A
-    shutil.copytree(REPO / "release" / A, folder)
-    nb = nbformat.read(str(folder / f"{A}.ipynb"), as_version=4)
+@pytest.mark.parametrize("edition", [A, f"{A}_zh"])
+def test_a_students_validate_passes_on_a_solved_release(tmp_path: Path, edition: str):
+    """A solved release, in either edition, runs top to bottom: every visible check passes and Validate succeeds."""
+    folder = tmp_path / edition
+    shutil.copytree(REPO / "release" / edition, folder)
+    nb = nbformat.read(str(folder / f"{edition}.ipynb"), as_version=4)
     solutions = reference.solution_cells(SOURCE / f"{A}.ipynb")
     for cell in nb.cells:
         if reference.nbgrader_meta(cell).get("solution"):
             cell.source = solutions[reference.grade_id(cell)]
-    nbformat.write(nb, str(folder / f"{A}.ipynb"))
-    run = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "validate", f"{A}.ipynb"], cwd=folder,
+    nbformat.write(nb, str(folder / f"{edition}.ipynb"))
+    run = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "validate", f"{edition}.ipynb"], cwd=folder,
                          capture_output=True, text=True, timeout=600,
                          env=tool_env(REPO, OPENBLAS_NUM_THREADS="1"))
     assert "Success! Your notebook passes all the tests." in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
@@ -154,24 +155,26 @@ BUGS = ("relu_backward__kink_passes", "conv_forward_fast__stride_ignored")
 
 
 @pytest.mark.slow
-def test_cnn_grade_scores_the_capstone(tmp_path: Path):
-    """The hardened grader: reference 100 (training included), blank 0, each bug only its own function."""
+@pytest.mark.parametrize("edition", [A, f"{A}_zh"])
+def test_cnn_grade_scores_the_capstone(tmp_path: Path, edition: str):
+    """The hardened grader, in either edition: reference 100 (training included), blank 0, each bug only its own
+    function."""
     from cnngrader.tools.batch import function_scores
     from cnngrader.tools.workspace import make_course, nbgrader
 
     root = tmp_path / "course"
     make_course(root, generate=False)
-    nbgrader(root, "generate_assignment", A, "--force")
-    submissions.submit_release(root, "ref", A)
+    nbgrader(root, "generate_assignment", edition, "--force")
+    submissions.submit_release(root, "ref", edition)
     for name in BUGS:
-        m = mutants.by_name(name, assignment=A)
-        submissions.submit_release(root, name.replace("__", "-"), A, {m.function: m.source})
-    submissions.submit_release(root, "blank", A, solve=False)
-    run = subprocess.run([sys.executable, "-m", "cnngrader.tools.cli", "grade", "--assignment", A, "--jobs", "2",
-                          "--no-progress"], cwd=root, env=tool_env(root), capture_output=True, text=True)
+        m = mutants.by_name(name, assignment=edition)
+        submissions.submit_release(root, name.replace("__", "-"), edition, {m.function: m.source})
+    submissions.submit_release(root, "blank", edition, solve=False)
+    run = subprocess.run([sys.executable, "-m", "cnngrader.tools.cli", "grade", "--assignment", edition,
+                          "--jobs", "2", "--no-progress"], cwd=root, env=tool_env(root), capture_output=True, text=True)
     assert run.returncode in (0, 3), run.stderr[-3000:]
     students = ["ref", "blank", *(n.replace("__", "-") for n in BUGS)]
-    scores = function_scores(paths.default_db_url(root), A, students)
+    scores = function_scores(paths.default_db_url(root), edition, students)
     points = spec.load(A).function_points()
     assert scores["ref"] == points, _why(root, "ref")
     assert sum(scores["blank"].values()) == 0
@@ -180,8 +183,11 @@ def test_cnn_grade_scores_the_capstone(tmp_path: Path):
         row = scores[name.replace("__", "-")]
         assert row[fn] < points[fn] and {k: v for k, v in row.items() if k != fn} == \
             {k: v for k, v in points.items() if k != fn}, _why(root, name.replace("__", "-"))
-    rec = record.load(A, "ref", root)
+    rec = record.load(edition, "ref", root)
     assert rec.cells["test_train_accuracy"].passed and rec.cells["test_conv_forward_fast_speed"].passed
+    if edition.endswith("_zh"):
+        bug = record.load(edition, BUGS[0].replace("__", "-"), root)
+        assert any("\u4e00" <= ch <= "\u9fff" for m in bug.messages() for ch in m), bug.messages()
 
 
 def _why(root: Path, student: str) -> str:
