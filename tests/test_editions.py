@@ -210,6 +210,33 @@ def test_sync_keeps_the_old_translation_fuzzy_until_confirmed(tiny):
     assert cells["md-squares"] == "## 平方\n\n对每个元素求平方。"
 
 
+def test_confirm_refuses_a_translation_nobody_edited(tiny):
+    """After sync flags a changed cell, confirming the untouched old words fails unless --unchanged."""
+    _edit_cell(tiny, "md-squares", "## Squares\n\nSquare each entry: $y = x^2$ (elementwise).")
+    translate.sync("zh", tiny)
+    with pytest.raises(translate.Unchanged, match="md-squares"):
+        translate.confirm("zh", "vector_ops", ["md-squares"], tiny)
+    assert [p.context for p in translate.stale("zh", tiny)] == ["md-squares"]
+    assert translate.confirm("zh", "vector_ops", ["md-squares"], tiny, unchanged=True) == ["md-squares"]
+    assert translate.stale("zh", tiny) == []
+
+
+@pytest.mark.parametrize("bad", ["{what} 的值不对 {extra}", "{what.__class__} 的值不对", "{what:>{width}} 的值不对",
+                                 "{what!r} 的值不对"])
+def test_a_broken_translation_is_caught_and_never_breaks_grading(tiny, bad):
+    """A translated template with other fields fails the drift check, and the grader shows the English instead."""
+    po_path = i18n.catalogue_path("grader", "zh", tiny)
+    po = polib.pofile(str(po_path), wrapwidth=0)
+    entry = next(e for e in po if e.msgid == "{what} is True in the wrong places")
+    entry.msgstr = bad
+    po.save(str(po_path))
+    problems = translate.stale("zh", tiny)
+    assert [p.reason for p in problems] == ["translation's {placeholders} differ from the source's"]
+    t = i18n.Translator("zh", (i18n.GRADER_DOMAIN,), tiny)
+    msg = i18n.Msg("{what} is True in the wrong places", what=i18n.Msg("the mask", "spec"))
+    assert msg.render(t) == "the mask is True in the wrong places"
+
+
 def test_a_translation_that_drops_a_placeholder_is_caught(tiny):
     po_path = i18n.catalogue_path("grader", "zh", tiny)
     po = polib.pofile(str(po_path), wrapwidth=0)

@@ -149,7 +149,7 @@ def problems(domain: str, lang: str, wanted: list[tuple[str, str]], root: Path |
             out.append(Problem(domain, context, "marked fuzzy (source changed; check the translation)", text))
         elif recorded_hash(entry) != source_hash(text):
             out.append(Problem(domain, context, "source changed since it was translated", text))
-        elif not same_fields(text, entry.msgstr):
+        elif is_code_context(context) and not same_fields(text, entry.msgstr):
             out.append(Problem(domain, context, "translation's {placeholders} differ from the source's", text))
     return out
 
@@ -163,23 +163,37 @@ def is_code_context(context: str) -> bool:
     return context in CODE_CONTEXTS or context.endswith(".py")
 
 
-def fields_of(template: str) -> set[str]:
-    """The ``{placeholder}`` names of a format template (empty for plain text or text with stray braces)."""
+def fields_of(template: str) -> list[tuple[str, str, str]] | None:
+    """The ``{placeholder}`` fields of a format template as sorted ``(name, conversion, spec)``.
+
+    None when the template does not parse, or a field reaches past a plain name
+    (``{what.__class__}``, ``{0[1]}``): a translation may move fields, never add access.
+    """
     try:
-        return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        found = [(name, conv or "", spec or "") for _, name, spec, conv in string.Formatter().parse(template)
+                 if name is not None]
     except ValueError:
-        return set()
+        return None
+    if any(name and not (name.isidentifier() or name.isdigit()) for name, _, _ in found):
+        return None
+    return sorted(found)
 
 
 def same_fields(source: str, translation: str) -> bool:
-    return fields_of(source) == fields_of(translation)
+    """Whether a translation has exactly the source's fields, each with the same conversion and format spec."""
+    fields = fields_of(source)
+    return fields is not None and fields == fields_of(translation)
 
 
 @cache
 def _table(path: str, mtime_ns: int) -> dict[tuple[str, str], str]:
     po = polib.pofile(path, wrapwidth=0)
+    # A template (a string from code) whose fields differ from the English is left out, so the
+    # English is shown: a translator's slip must never make formatting fail while grading.
+    # Markdown cells are never formatted (their braces are LaTeX).
     return {(e.msgctxt or "", e.msgid): e.msgstr for e in po
-            if not e.obsolete and e.msgstr and "fuzzy" not in e.flags}
+            if not e.obsolete and e.msgstr and "fuzzy" not in e.flags
+            and (not is_code_context(e.msgctxt or "") or same_fields(e.msgid, e.msgstr))}
 
 
 def table(domain: str, lang: str, root: Path | None = None) -> dict[tuple[str, str], str]:
@@ -208,8 +222,12 @@ class Translator:
         for tbl in self._tables:
             found = tbl.get((context, text))
             if found:
-                text = found
-                break
+                if not params:
+                    return found
+                try:
+                    return found.format(**params)
+                except (KeyError, IndexError, ValueError, AttributeError, TypeError):
+                    break  # the English template, which the code fills, always formats
         return text.format(**params) if params else text
 
 

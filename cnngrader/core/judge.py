@@ -197,7 +197,7 @@ def _scalar_value(got: Any) -> float:
     return float(_numeric(arr, Msg("the result")).reshape(-1)[0])
 
 
-def _select(check: Check, value: Any, what: str = "output") -> Any:
+def _select(check: Check, value: Any, what: str = Msg("output")) -> Any:
     """The item of a returned tuple that the check compares (the whole result when ``output`` is unset)."""
     return value if not isinstance(check.output, int) else _item(value, check.output, what)
 
@@ -230,7 +230,7 @@ def _compare(check: Check, args: Any, got: Any, exp: Any, skip: frozenset[str] =
             if check.output == "dict":
                 value = got[name]
             else:
-                value = got if len(check.returns) == 1 else _item(got, k, "output")
+                value = got if len(check.returns) == 1 else _item(got, k, Msg("output"))
             _grad(value, exp[name], name)
     elif kind == "bool_array":
         arr = _array(_select(check, got), what)
@@ -275,7 +275,7 @@ def _holds_inputs(check: Check, args: Any, got: Any) -> None:
     """The selected output is a tuple holding the inputs the function was given (a cache)."""
     if check.output != 0:
         # Only the held value is judged here: the main output's values have cells of their own.
-        _array(_item(got, 0, "output"), Msg("the output"))
+        _array(_item(got, 0, Msg("output")), Msg("the output"))
     held = _select(check, got)
     names = [n for n, _ in check.holds]
     if len(names) == 1 and not isinstance(args[check.holds[0][1]], tuple | list):
@@ -341,7 +341,7 @@ def judge(check: Check, items: list[tuple[str, Any, Any]], results: list[dict],
     verdict = Verdict(check.grade_id, True)
     for k, (describe, args, expected) in enumerate(items):
         result = results[k] if k < len(results) else {"status": "error", "error": "process",
-                                                       "note": "no result was produced"}
+                                                       "note": Msg("no result was produced")}
         try:
             if result.get("status") != "ok":
                 code, message = describe_error(result)

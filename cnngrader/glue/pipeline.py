@@ -34,7 +34,7 @@ from nbgrader.converters import Autograde
 from cnngrader.core import record
 from cnngrader.core.textsafe import clean
 from cnngrader.glue import preprocessors
-from cnngrader.glue.term import CnnTerm, apply_due_dates
+from cnngrader.glue.term import CnnTerm, apply_due_dates, due_dates
 from cnngrader.sandbox.limits import from_config
 from cnngrader.sandbox.staging import StageResult, stage, valid_student_id
 
@@ -137,7 +137,7 @@ class HardenedAutograde(Autograde):
         self._current = (assignment_id, student_id)
         try:
             # The due date from nbgrader_config.py decides lateness (nbgrader reads it from the gradebook).
-            if assignment_id in CnnTerm(config=self.config).due_dates:
+            if assignment_id in due_dates(CnnTerm(config=self.config)):
                 apply_due_dates(self.coursedir.db_url, self.coursedir.course_id, self.config)
             super().init_assignment(assignment_id, student_id)
         except Exception as exc:

@@ -58,8 +58,13 @@ class _Skips:
         out = []
         for reason, count in self.counts.items():
             examples = ", ".join(self.by_reason[reason])
-            more = f" and {count - len(self.by_reason[reason])} more" if count > len(self.by_reason[reason]) else ""
-            out.append(f"left out {count} {'entry' if count == 1 else 'entries'} ({reason}): {examples}{more}")
+            if count == 1:
+                out.append(Msg("left out 1 entry ({reason}): {examples}", reason=reason, examples=examples))
+                continue
+            more = (Msg(" and {n} more", n=count - len(self.by_reason[reason]))
+                    if count > len(self.by_reason[reason]) else "")
+            out.append(Msg("left out {count} entries ({reason}): {examples}{more}", count=count, reason=reason,
+                           examples=examples, more=more))
         return out
 
 
@@ -118,7 +123,7 @@ def stage(src: Path, dest: Path, release_notebooks: list[Path], limits: Limits, 
             try:
                 entries = os.scandir(folder)
             except OSError:
-                skips.add("a folder that could not be read", folder.name)
+                skips.add(Msg("a folder that could not be read"), folder.name)
                 continue
             with entries:
                 for entry in entries:
@@ -130,33 +135,33 @@ def stage(src: Path, dest: Path, release_notebooks: list[Path], limits: Limits, 
                         break
                     name = entry.name
                     if not is_clean(name) or name in (".", "..") or len(name.encode("utf-8", "replace")) > 255:
-                        skips.add("a name that is not clean UTF-8 or holds control characters", name)
+                        skips.add(Msg("a name that is not clean UTF-8 or holds control characters"), name)
                         continue
                     if name in (".ipynb_checkpoints", "__pycache__"):
                         continue
                     try:
                         info = entry.stat(follow_symlinks=False)
                     except OSError:
-                        skips.add("could not be read", name)
+                        skips.add(Msg("could not be read"), name)
                         continue
                     if stat.S_ISLNK(info.st_mode):
-                        skips.add("a symlink", name)
+                        skips.add(Msg("a symlink"), name)
                     elif stat.S_ISDIR(info.st_mode):
                         if depth + 1 > limits.max_depth:
-                            skips.add(f"a folder nested deeper than {limits.max_depth} levels", name)
+                            skips.add(Msg("a folder nested deeper than {n} levels", n=limits.max_depth), name)
                         else:
                             (target / name).mkdir()
                             pending.append((Path(entry.path), target / name, depth + 1))
                     elif not stat.S_ISREG(info.st_mode):
-                        skips.add("not a regular file (a FIFO, socket or device)", name)
+                        skips.add(Msg("not a regular file (a FIFO, socket or device)"), name)
                     elif info.st_size > limits.max_upload_file_bytes:
-                        skips.add(f"a file over {limits.max_upload_file_bytes // (1 << 20)} MiB", name)
+                        skips.add(Msg("a file over {n} MiB", n=limits.max_upload_file_bytes // (1 << 20)), name)
                     elif depth == 0 and name in names:
                         _copy(Path(entry.path), target / name, limits, skips, result, counted=False)
                     elif result.files >= limits.max_files:
-                        skips.add(f"more than {limits.max_files} files", name)
+                        skips.add(Msg("more than {n} files", n=limits.max_files), name)
                     elif result.bytes + info.st_size > limits.max_submission_bytes:
-                        skips.add(f"more than {limits.max_submission_bytes // (1 << 20)} MiB in all", name)
+                        skips.add(Msg("more than {n} MiB in all", n=limits.max_submission_bytes // (1 << 20)), name)
                     else:
                         _copy(Path(entry.path), target / name, limits, skips, result, counted=True)
     result.attention += skips.notes()
@@ -172,7 +177,7 @@ def _copy(src: Path, target: Path, limits: Limits, skips: _Skips, result: StageR
     try:
         data = read_regular(src, limits.max_upload_file_bytes)
     except OSError:
-        skips.add("could not be read as a regular file", src.name)
+        skips.add(Msg("could not be read as a regular file"), src.name)
         return
     target.write_bytes(data)
     if counted:

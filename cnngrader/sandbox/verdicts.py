@@ -119,7 +119,7 @@ def _signal_name(sig: Any) -> str:
     try:
         return signal.Signals(int(sig)).name
     except (ValueError, TypeError):
-        return "an unknown signal"
+        return Msg("an unknown signal")
 
 
 NOT_GRADED = ("not_graded", Msg("was not graded: the grading process stopped before reaching it"))
@@ -169,7 +169,7 @@ def _format_bytes(n: int) -> str:
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size and n % size == 0:
             return f"{n // size} {unit}"
-    return f"{n} bytes"
+    return Msg("{n} bytes", n=n)
 
 
 class Zygote:

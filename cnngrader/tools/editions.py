@@ -59,7 +59,8 @@ def translated_notebook(base: str, lang: str, root: Path | None = None) -> nbfor
     """The base source notebook with every markdown cell in ``lang``; raises :class:`StaleCatalogue`."""
     from cnngrader.tools.translate import wanted
 
-    problems = i18n.problems(base, lang, wanted(base, root), root)
+    problems = [*i18n.problems(base, lang, wanted(base, root), root),
+                *i18n.problems(i18n.GRADER_DOMAIN, lang, wanted(i18n.GRADER_DOMAIN, root), root)]
     if problems:
         listed = "\n  ".join(str(p) for p in problems[:20])
         raise StaleCatalogue(f"{base} ({lang}): {len(problems)} entries are not current:\n  {listed}\n"

@@ -136,7 +136,7 @@ def _failures(records: dict[str, Record], assignment: spec.Assignment) -> dict[s
                 continue
             fn, code = check.function, failure.code
             cases_count[fn][code] += 1
-            students[fn][code].add(student)
+            students[fn][code].add(student.rpartition("/")[2])  # keys are "<edition>/<student>"
             if check.prop not in props[fn][code]:
                 props[fn][code].append(check.prop)
     out: dict[str, list[dict]] = {}
@@ -220,7 +220,12 @@ def collect(db_url: str | None = None, assignment: str | None = None,
                                   "score": score, "max_score": max_score, "reasons": reasons})
     records = {f"{lang}/{student}": rec for lang, _, recs, _ in editions for student, rec in recs.items()}
 
-    graded = [r for r in rows if r["score"] is not None]
+    # The class's numbers count each student once: a student graded in two editions counts with the better.
+    best: dict[str, dict] = {}
+    for r in rows:
+        if r["score"] is not None and (r["student"] not in best or r["score"] > best[r["student"]]["score"]):
+            best[r["student"]] = r
+    graded = list(best.values())
     scores = [r["percent"] for r in graded]
     function_means = {
         fn: (statistics.fmean(100.0 * r["functions"][fn] / points[fn] for r in graded)

@@ -117,6 +117,9 @@ def sync(lang: str, root: Path | None = None) -> dict[str, int]:
                 old.msgid = text
                 if "fuzzy" not in old.flags:
                     old.flags.append("fuzzy")
+                    # confirm() refuses the old words unless told the English change needs none.
+                    old.comment = "\n".join([*(old.comment or "").splitlines(),
+                                             STALE_PREFIX + i18n.source_hash(old.msgstr)])
                 counts["fuzzy"] += 1
                 continue
             entry = polib.POEntry(msgctxt=context, msgid=text, msgstr="")
@@ -141,14 +144,32 @@ def _new_catalogue(domain: str, lang: str) -> polib.POFile:
     return po
 
 
-def confirm(lang: str, domain: str, contexts: list[str], root: Path | None = None) -> list[str]:
-    """Mark the entries under ``contexts`` as translated from today's English; returns what was confirmed."""
+STALE_PREFIX = "stale-translation-sha256: "
+
+
+class Unchanged(ValueError):
+    """confirm() was asked to bless a translation nobody edited since its English changed."""
+
+
+def confirm(lang: str, domain: str, contexts: list[str], root: Path | None = None,
+            unchanged: bool = False) -> list[str]:
+    """Mark the entries under ``contexts`` as translated from today's English; returns what was confirmed.
+
+    An entry whose translation is still the one ``sync`` flagged is refused (:class:`Unchanged`)
+    unless ``unchanged`` says the English change needs no new words (a typo fixed, say).
+    """
     path = i18n.catalogue_path(domain, lang, root)
     po = polib.pofile(str(path), wrapwidth=0)
     done: list[str] = []
     for entry in po:
         if entry.obsolete or (entry.msgctxt or "") not in contexts or not entry.msgstr.strip():
             continue
+        lines = (entry.comment or "").splitlines()
+        flagged = [line[len(STALE_PREFIX):] for line in lines if line.startswith(STALE_PREFIX)]
+        if flagged and flagged[0] == i18n.source_hash(entry.msgstr) and not unchanged:
+            raise Unchanged(f"{domain} [{entry.msgctxt}]: the translation was not edited since the English changed "
+                            "(translate it, or confirm with --unchanged if the new English needs no new words)")
+        entry.comment = "\n".join(line for line in lines if not line.startswith(STALE_PREFIX))
         if "fuzzy" in entry.flags:
             entry.flags.remove("fuzzy")
         entry.previous_msgid = None
@@ -183,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--lang", action="append", default=None, help="a language (default: every edition)")
         if name == "confirm":
             p.add_argument("--domain", required=True, help="an assignment id, or 'grader'")
+            p.add_argument("--unchanged", action="store_true",
+                           help="the English changed but the translation needs no new words")
             p.add_argument("contexts", nargs="+", help="cell ids (or a code context such as cnn_checks.py)")
     args = parser.parse_args(argv)
     langs = args.lang or i18n.languages()
@@ -197,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.action == "sync":
             print(f"{lang}: {sync(lang)}")
         elif args.action == "confirm":
-            done = confirm(lang, args.domain, args.contexts)
+            try:
+                done = confirm(lang, args.domain, args.contexts, unchanged=args.unchanged)
+            except Unchanged as exc:
+                print(exc, file=sys.stderr)
+                return 1
             print(f"{lang}: confirmed {len(done)} entr{'y' if len(done) == 1 else 'ies'}")
             status |= not done
         elif args.action == "count":
