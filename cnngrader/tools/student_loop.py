@@ -136,7 +136,10 @@ def measure(release: Path | None = None) -> Summary:
         # A copy, so that importing the checks module leaves no __pycache__ in the release.
         folder = Path(tmp) / source.name
         shutil.copytree(source, folder, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
-        notebook = folder / f"{paths.default_assignment()}.ipynb"
+        # A release folder is named after its assignment id, and so is its notebook (an edition's too).
+        notebook = folder / f"{source.name}.ipynb"
+        if not notebook.exists():
+            notebook = folder / f"{paths.default_assignment()}.ipynb"
 
         def run(*files: Path) -> LoopResult:
             return run_notebook(submissions.with_files(*files, release=notebook), folder)
