@@ -216,9 +216,15 @@ def test_make_demo_never_touches_the_class(term):
     assert (root / "submitted" / "ann" / A / "timestamp.txt").exists()
     demo = root / "demo"
     assert (demo / "gradebook.db").exists() and (demo / ".cnn-demo").exists()
-    assert sorted(p.name for p in (demo / "submitted").iterdir()) == ["alice", "bob", "carol", "dave", "erin"]
-    assert not any(s in term.course.scores() for s in ("alice", "bob", "carol"))
+    assert sorted(p.name for p in (demo / "submitted").iterdir()) == ["alice", "bob", "carol", "dave", "erin",
+                                                                      "fang", "gao"]
+    assert sorted(p.name for p in (demo / "submitted" / "gao").iterdir()) == [f"{A}_zh"]
+    assert not any(s in term.course.scores() for s in ("alice", "bob", "carol", "fang", "gao"))
     assert "carol" in proc.stdout and "88" in proc.stdout
+    # The Chinese edition's demo: gao has carol's bugs, loses the same points, and reads Chinese feedback.
+    assert f"== {A}_zh: fang, gao" in proc.stdout
+    page = (demo / "feedback" / "gao" / f"{A}_zh" / f"{A}_zh.html").read_text(encoding="utf-8")
+    assert "未通过" in page
 
 
 def test_demo_refuses_a_folder_it_did_not_make(term, tmp_path):
