@@ -18,7 +18,7 @@ import nbformat
 import polib
 import pytest
 
-from cnngrader.core import i18n, paths
+from cnngrader.core import i18n, paths, spec
 from cnngrader.tools import editions, translate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def test_committed_edition_is_a_fresh_build(tmp_path, base, lang):
     shutil.copytree(REPO / "locale", root / "locale")
     built = editions.build_one(base, lang, root)
     committed = REPO / "source" / i18n.edition_id(base, lang)
-    drawn = set(editions.translation_table(base).get("drawn", []))
+    drawn = set(spec.load(base).translation.get("drawn", []))
     _same_tree(committed, built, skip=drawn)
     for folder in drawn:
         # Drawn per language by `cnn figures`: the same files as English, not English copies.
@@ -121,7 +121,7 @@ def test_released_modules_speak_the_edition_language(base, lang):
     folder = REPO / "release" / edition
     data = json.loads((folder / "messages.json").read_text(encoding="utf-8"))
     assert data["language"] == lang and len(data["messages"]) >= 20
-    module_name = editions.translation_table(base)["modules"][0]
+    module_name = spec.load(base).translation["modules"][0]
     module = load_module(folder / module_name, f"_edition_{edition}")
     english, translated = next(iter(data["messages"].items()))
     assert module._(english) == translated != english
@@ -253,7 +253,6 @@ def test_a_translation_that_drops_a_placeholder_is_caught(tiny):
 
 
 def test_failure_messages_are_rendered_in_the_edition_language():
-    from cnngrader.core import spec
     from cnngrader.core.codec import Leaf
     from cnngrader.core.judge import judge
 
@@ -303,8 +302,6 @@ def test_every_catalogue_submission_scores_the_same_in_both_editions(acc_course,
     assert set(english) == set(chinese) and len(english) >= 50
     differ = {s: (english[s], chinese[s]) for s in english if english[s] != chinese[s]}
     assert not differ, differ
-    from cnngrader.core import spec
-
     assert sum(english["reference"].values()) == sum(chinese["reference"].values()) == spec.load().total_points()
 
 

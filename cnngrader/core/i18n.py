@@ -7,8 +7,8 @@ gettext catalogue per language and assignment, ``locale/<lang>/<assignment>.po``
 * a markdown cell's entry has the cell id as ``msgctxt`` and the cell's English
   text as ``msgid``;
 * a string from code (a visible-check line, a hint, a figure label, a check's
-  property text) has its module or table as ``msgctxt`` (``cnn_checks.py``,
-  ``spec``, ``figures``);
+  property text) has its file or table as ``msgctxt`` (``cnn_checks.py``,
+  ``figures.py``, ``spec``);
 * ``locale/<lang>/grader.po`` holds the grader's own words (failure messages,
   the feedback page), shared by every assignment.
 
@@ -80,22 +80,26 @@ def catalogue_path(domain: str, lang: str, root: Path | None = None) -> Path:
     return (root or paths.course_root()) / "locale" / lang / f"{domain}.po"
 
 
-def recorded_hash(entry: polib.POEntry) -> str | None:
+def comment_value(entry: polib.POEntry, prefix: str) -> str | None:
+    """The value of the entry's extracted-comment line ``<prefix><value>`` (None when absent)."""
     for line in (entry.comment or "").splitlines():
-        if line.startswith(HASH_PREFIX):
-            return line[len(HASH_PREFIX):].strip()
+        if line.startswith(prefix):
+            return line[len(prefix):].strip()
     return None
 
 
+def set_comment_value(entry: polib.POEntry, prefix: str, value: str | None) -> None:
+    """Set (or, with None, remove) the entry's extracted-comment line ``<prefix><value>``."""
+    kept = [line for line in (entry.comment or "").splitlines() if not line.startswith(prefix)]
+    entry.comment = "\n".join([prefix + value, *kept] if value is not None else kept)
+
+
+def recorded_hash(entry: polib.POEntry) -> str | None:
+    return comment_value(entry, HASH_PREFIX)
+
+
 def set_recorded_hash(entry: polib.POEntry, text: str) -> None:
-    kept = [line for line in (entry.comment or "").splitlines() if not line.startswith(HASH_PREFIX)]
-    entry.comment = "\n".join([HASH_PREFIX + source_hash(text), *kept])
-
-
-def is_current(entry: polib.POEntry, source: str) -> bool:
-    """Translated, not fuzzy, and translated from exactly ``source``."""
-    return (bool(entry.msgstr.strip()) and "fuzzy" not in entry.flags and not entry.obsolete
-            and entry.msgid == source and recorded_hash(entry) == source_hash(source))
+    set_comment_value(entry, HASH_PREFIX, source_hash(text))
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,7 @@ def problems(domain: str, lang: str, wanted: list[tuple[str, str]], root: Path |
 
 
 #: Contexts of strings from code (many entries share one); any other context is a cell id.
-CODE_CONTEXTS = frozenset({"spec", "figures", GRADER_DOMAIN})
+CODE_CONTEXTS = frozenset({"spec", GRADER_DOMAIN})
 
 
 def is_code_context(context: str) -> bool:
@@ -246,8 +250,8 @@ class Msg(str):
     """Words for a student that can still be translated: the English text, plus how it was made.
 
     A ``Msg`` is a ``str`` whose value is the English rendering, so code that only
-    logs, compares or stores it (the record keeps English for the instructor)
-    works unchanged; :meth:`render` gives the text in an edition's language,
+    logs or compares it works unchanged; :meth:`render` gives the text in an
+    edition's language (what notebooks, records and feedback pages show),
     translating parameters that are themselves ``Msg`` first. The first argument
     is a plain literal, which ``cnn translate`` extracts into the catalogue.
     """

@@ -56,13 +56,9 @@ class Verdict:
     def fail(self, check: Check, code: str, message: str, case: str = "") -> None:
         """Record one failed case: a message for the student, a code for the record."""
         self.passed = False
-        if case:
-            line = Msg("{function} - {prop}: {message} [case: {case}]", function=check.function,
-                       prop=Msg(check.prop, "spec"), message=message, case=case)
-        else:
-            line = Msg("{function} - {prop}: {message}", function=check.function, prop=Msg(check.prop, "spec"),
-                       message=message)
-        self.messages.append(line)
+        self.messages.append(Msg("{function} - {prop}: {message}{case}", function=check.function,
+                                 prop=Msg(check.prop, "spec"), message=message,
+                                 case=Msg(" [case: {case}]", case=case) if case else ""))
         self.failures.append(Failure(code, message, case))
 
 

@@ -64,7 +64,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from cnngrader.core import paths
+from cnngrader.core import i18n, paths
 
 COMPARE_KINDS = frozenset({"shape", "array", "scalar", "scalar_strict", "bool_array", "holds_inputs", "gradient",
                            "min_score", "speedup"})
@@ -201,6 +201,9 @@ class Assignment:
     skip_tags: tuple[str, ...] = ()
     #: Data for the accuracy tool (credit-isolation cases); the grading core does not read it.
     accuracy: dict[str, Any] = field(default_factory=dict)
+    #: Translated editions: ``modules`` (files whose ``_()``/``N_()`` strings students read) and
+    #: ``drawn`` (folders the figures hook draws once per language); read by ``cnn translate``.
+    translation: dict[str, Any] = field(default_factory=dict)
 
     # -- lookups -------------------------------------------------------------------------
     @property
@@ -407,7 +410,7 @@ def load_file(spec_file: Path) -> Assignment:
                       checks=checks, limits=dict(raw.get("limits", {})), scorers=scorers,
                       visible=dict(raw.get("visible", {})), hooks=dict(raw.get("hooks", {})),
                       skip_tags=tuple(raw.get("notebook", {}).get("skip_tags", ())),
-                      accuracy=dict(raw.get("accuracy", {})))
+                      accuracy=dict(raw.get("accuracy", {})), translation=dict(raw.get("translation", {})))
 
 
 def _gradient_of(functions: list[Function], name: str) -> str:
@@ -416,9 +419,7 @@ def _gradient_of(functions: list[Function], name: str) -> str:
 
 def spec_file(assignment: str, root: Path | None = None) -> Path:
     """The grading spec of ``assignment``; a translated edition (``<id>_<lang>``) is graded by its base's."""
-    from cnngrader.core.i18n import base_of
-
-    return paths.source_dir(base_of(assignment, root), root) / "grading" / "spec.toml"
+    return paths.source_dir(i18n.base_of(assignment, root), root) / "grading" / "spec.toml"
 
 
 @functools.cache

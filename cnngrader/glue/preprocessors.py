@@ -45,7 +45,7 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
 from cnngrader.core import paths, spec
 from cnngrader.core.hidden_data import HiddenData, ensure_current
-from cnngrader.core.i18n import Msg, render, translator
+from cnngrader.core.i18n import Msg, Translator, render, translator
 from cnngrader.core.reference import grade_id, is_test_cell
 from cnngrader.core.spec import Assignment
 from cnngrader.sandbox import cgroups
@@ -505,7 +505,8 @@ class TrustedVerdicts(NbGraderPreprocessor):
             release_submission_group(resources)
         return nb, resources
 
-    def _record(self, resources: ResourcesDict, run: Any, seconds: float, spec_: Assignment, t: Any = None) -> None:
+    def _record(self, resources: ResourcesDict, run: Any, seconds: float, spec_: Assignment,
+                t: Translator | None = None) -> None:
         """Save the grading record; failure messages and notes in the words the student read."""
         import resource
 

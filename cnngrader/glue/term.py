@@ -28,6 +28,8 @@ from nbgrader.plugins import LateSubmissionPlugin
 from traitlets import Dict, Float
 from traitlets.config import Config, Configurable
 
+from cnngrader.core.i18n import all_editions, base_of
+
 
 class CnnTerm(Configurable):
     """Due dates and the late policy for this course."""
@@ -62,8 +64,6 @@ class LatePenalty(LateSubmissionPlugin):
 
 def due_dates(term: CnnTerm) -> dict[str, str]:
     """Every assignment's due date; a translated edition is due when its English base is, unless set."""
-    from cnngrader.core.i18n import all_editions, base_of
-
     dues = {a: term.due_dates.get(a) or term.due_dates.get(base_of(a)) for a in all_editions()}
     dues.update(term.due_dates)
     return {a: due for a, due in dues.items() if due}
@@ -79,8 +79,6 @@ def apply_due_dates(db_url: str, course_id: str, config: Config) -> list[str]:
     done = []
     with Gradebook(db_url, course_id) as gb:
         for assignment, due in dues.items():
-            if not due:
-                continue
             try:
                 gb.find_assignment(assignment)
             except MissingEntry:

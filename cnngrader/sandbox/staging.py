@@ -191,11 +191,9 @@ def _check_notebook(dest: Path, notebook_name: str, release: Path, result: Stage
     notebook = dest / notebook_name
     if not notebook.exists():
         others = sorted(clean(p.name, 60) for p in dest.glob("*.ipynb"))
-        if others:
-            result.attention.append(Msg("missing notebook {name} (found: {found}): graded as blank",
-                                        name=notebook_name, found=", ".join(others[:5])))
-        else:
-            result.attention.append(Msg("missing notebook {name}: graded as blank", name=notebook_name))
+        found = Msg(" (found: {names})", names=", ".join(others[:5])) if others else ""
+        result.attention.append(Msg("missing notebook {name}{found}: graded as blank", name=notebook_name,
+                                    found=found))
         shutil.copyfile(release, notebook)
         return
     try:

@@ -648,7 +648,8 @@ class _Context:
     def __init__(self, function: str, cells: list[NotebookNode], problems: list[dict], memory: str = "",
                  blocked: tuple[str, ...] = ()):
         self.function = function
-        self.blocked = frozenset(f"{function} must not call {f}" for f in blocked)
+        #: The runner's words for a blocked call, and the forward pass it names.
+        self.blocked = {f"{function} must not call {f}": f for f in blocked}
         self.cells = cells
         self.problems = problems
         self.memory = memory
@@ -664,19 +665,13 @@ class _Context:
         k = self._defining_cell(self.function)
         for p in self.problems:
             if p["syntax"] and p["cell"] == k and k is not None:
-                indent = p["error"] in ("IndentationError", "TabError")
+                kind = (Msg("an indentation error") if p["error"] in ("IndentationError", "TabError")
+                        else Msg("a syntax error"))
                 lines = self.cells[k].get("source", "").count("\n") + 1
-                if isinstance(p["line"], int) and 0 < p["line"] <= lines:
-                    if indent:
-                        return Msg("the cell that defines {function} has an indentation error at line {line}, "
-                                   "so it could not run", function=self.function, line=p["line"])
-                    return Msg("the cell that defines {function} has a syntax error at line {line}, "
-                               "so it could not run", function=self.function, line=p["line"])
-                if indent:
-                    return Msg("the cell that defines {function} has an indentation error, so it could not run",
-                               function=self.function)
-                return Msg("the cell that defines {function} has a syntax error, so it could not run",
-                           function=self.function)
+                where = (Msg(" at line {line}", line=p["line"])
+                         if isinstance(p["line"], int) and 0 < p["line"] <= lines else "")
+                return Msg("the cell that defines {function} has {kind}{where}, so it could not run",
+                           function=self.function, kind=kind, where=where)
         return None
 
     def line_ok(self, line: Any) -> bool:
@@ -706,10 +701,9 @@ class _Context:
         if error == "forward_called":
             name = result.get("name")
             if isinstance(name, str) and name in self.blocked:
-                caller, _, callee = name.partition(" must not call ")
                 return "forward_called", Msg("{function} must not call {forward} (backward passes are graded on "
                                              "their own: use the cache, not the forward pass)",
-                                             function=caller, forward=callee)
+                                             function=self.function, forward=self.blocked[name])
             return "forward_called", Msg("called a forward pass, which a backward pass must not do")
         if error == "NotImplementedError":
             return "not_implemented", Msg("is not implemented yet (raised NotImplementedError)")
@@ -720,9 +714,8 @@ class _Context:
             return "raised_RecursionError", Msg("raised RecursionError (infinite recursion?)")
         if isinstance(error, str) and error in _BUILTIN_EXCEPTIONS:
             line = result.get("line")
-            if self.line_ok(line):
-                return f"raised_{error}", Msg("raised {error} at line {line} of its cell", error=error, line=line)
-            return f"raised_{error}", Msg("raised {error}", error=error)
+            where = Msg(" at line {line} of its cell", line=line) if self.line_ok(line) else ""
+            return f"raised_{error}", Msg("raised {error}{where}", error=error, where=where)
         return "raised_own_exception", Msg("raised an exception of its own class")
 
 

@@ -23,12 +23,11 @@ import copy
 import filecmp
 import json
 import shutil
-import tomllib
 from pathlib import Path
 
 import nbformat
 
-from cnngrader.core import i18n, paths
+from cnngrader.core import i18n, paths, spec
 
 #: Files nbgrader ignores anyway (CourseDirectory.ignore); never copied into an edition.
 SKIP = {"grading", "__pycache__", ".ipynb_checkpoints"}
@@ -40,15 +39,6 @@ FONTS = {"zh": CJK_FONTS}
 
 class StaleCatalogue(RuntimeError):
     """The catalogue lacks a current translation of something the edition needs."""
-
-
-def translation_table(base: str, root: Path | None = None) -> dict:
-    """The spec's ``[translation]`` table: ``modules`` (files with marked strings) and ``drawn`` (folders)."""
-    spec_file = paths.source_dir(base, root) / "grading" / "spec.toml"
-    if not spec_file.is_file():
-        return {}
-    with spec_file.open("rb") as fh:
-        return dict(tomllib.load(fh).get("translation", {}))
 
 
 def edition_dir(base: str, lang: str, root: Path | None = None) -> Path:
@@ -80,7 +70,7 @@ def messages(base: str, lang: str, root: Path | None = None) -> dict[str, dict]:
     """``messages.json`` contents per released folder (relative to the assignment), for the marked modules."""
     table = i18n.table(base, lang, root)
     out: dict[str, dict] = {}
-    for name in translation_table(base, root).get("modules", []):
+    for name in spec.load(base, root).translation.get("modules", []):
         rel = Path(name)
         if rel.parts[0] in SKIP:
             continue  # instructor-side modules (figures) use the catalogue directly
@@ -113,7 +103,7 @@ def build_one(base: str, lang: str, root: Path | None = None) -> Path:
     root = root or paths.course_root()
     notebook = translated_notebook(base, lang, root)
     target = edition_dir(base, lang, root)
-    drawn = set(translation_table(base, root).get("drawn", []))
+    drawn = set(spec.load(base, root).translation.get("drawn", []))
     _copy_tree(paths.source_dir(base, root), target, drawn)
     # The English notebook was copied under its own name: the edition's notebook replaces it.
     (target / f"{base}.ipynb").unlink(missing_ok=True)

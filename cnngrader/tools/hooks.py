@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cnngrader.core import spec
+from cnngrader.core import i18n, spec
 
 
 def run(hook: str, argv: list[str] | None = None) -> int:
@@ -42,8 +42,6 @@ def assignments(argv: list[str] | None = None) -> int:
     parser.add_argument("--editions", action="store_true",
                         help="also every translated edition's assignment id (<id>_<lang>), after the English ones")
     args = parser.parse_args(argv)
-    from cnngrader.core import i18n
-
     print("\n".join(i18n.all_editions() if args.editions else spec.assignments()))
     return 0
 

@@ -123,20 +123,23 @@ def _attention_reasons(rec: Record | None, broken: str | None,
     return reasons
 
 
-def _failures(records: dict[str, Record], assignment: spec.Assignment) -> dict[str, list[dict]]:
-    """Top failure reasons per function, grouped by the records' failure codes (never by their words)."""
+def _failures(records: list[tuple[str, Record]], assignment: spec.Assignment) -> dict[str, list[dict]]:
+    """Top failure reasons per function, grouped by the records' failure codes (never by their words).
+
+    ``records`` are ``(student, record)`` pairs, one per graded submission of any edition.
+    """
     registry = assignment.by_grade_id()
     cases_count: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     students: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     props: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for student, rec in records.items():
+    for student, rec in records:
         for grade_id, failure in rec.failures():
             check = registry.get(grade_id)
             if check is None:  # a cell of another version of the course
                 continue
             fn, code = check.function, failure.code
             cases_count[fn][code] += 1
-            students[fn][code].add(student.rpartition("/")[2])  # keys are "<edition>/<student>"
+            students[fn][code].add(student)
             if check.prop not in props[fn][code]:
                 props[fn][code].append(check.prop)
     out: dict[str, list[dict]] = {}
@@ -218,7 +221,7 @@ def collect(db_url: str | None = None, assignment: str | None = None,
             if reasons:
                 attention.append({"student": student, "name": names.get(student, ""), "edition": lang or "",
                                   "score": score, "max_score": max_score, "reasons": reasons})
-    records = {f"{lang}/{student}": rec for lang, _, recs, _ in editions for student, rec in recs.items()}
+    records = [pair for _, _, recs, _ in editions for pair in recs.items()]
 
     # The class's numbers count each student once: a student graded in two editions counts with the better.
     best: dict[str, dict] = {}
@@ -240,8 +243,8 @@ def collect(db_url: str | None = None, assignment: str | None = None,
         "full_marks": sum(1 for r in graded if r["max_score"] and r["score"] >= r["max_score"] - EPS),
         "zero": sum(1 for r in graded if abs(r["score"]) <= EPS),
         "attention": len(attention),
-        "unsandboxed": sum(1 for rec in records.values() if rec.sandboxed is False),
-        "no_cgroups": sum(1 for rec in records.values() if rec.cgroups is False),
+        "unsandboxed": sum(1 for _, rec in records if rec.sandboxed is False),
+        "no_cgroups": sum(1 for _, rec in records if rec.cgroups is False),
     }
     # Student ids and reasons go into HTML escaped by Jinja; control characters are escaped here.
     for row in rows:

@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
-import tomllib
 from pathlib import Path
 
 import nbformat
 import polib
 
-from cnngrader.core import i18n, paths
+from cnngrader.core import i18n, paths, spec
 
 #: Calls whose first argument (a string literal) is learner-facing text: ``_()`` and ``N_()`` in
 #: course modules, :class:`cnngrader.core.i18n.Msg` in the grader.
@@ -47,40 +46,21 @@ def code_strings(path: Path) -> list[str]:
     return list(dict.fromkeys(text for _, _, text in calls))
 
 
-def translated_modules(base: str, root: Path | None = None) -> list[Path]:
-    """Code files of an assignment whose marked strings students read."""
-    root = root or paths.course_root()
-    spec_file = paths.source_dir(base, root) / "grading" / "spec.toml"
-    listed: list[str] = []
-    if spec_file.is_file():
-        with spec_file.open("rb") as fh:
-            listed = list(tomllib.load(fh).get("translation", {}).get("modules", []))
-    return [paths.source_dir(base, root) / name for name in listed]
-
-
-def spec_strings(base: str, root: Path | None = None) -> list[str]:
-    """The learner-facing words of the grading spec: each check's property text and what it compares."""
-    from cnngrader.core import spec
-
-    if not spec.spec_file(base, root).is_file():
-        return []
-    out: list[str] = []
-    for check in spec.load(base, root).checks:
-        for text in (check.prop, check.what):
-            if text not in out:
-                out.append(text)
-    return out
-
-
 def wanted(domain: str, root: Path | None = None) -> list[tuple[str, str]]:
-    """Every ``(context, English)`` the catalogue ``domain`` must translate."""
+    """Every ``(context, English)`` the catalogue ``domain`` must translate, once each, in order.
+
+    For an assignment: its markdown cells, the marked strings of the modules its spec's
+    ``[translation]`` lists, and the spec's learner-facing words (each check's property
+    text and what it compares).
+    """
     if domain == i18n.GRADER_DOMAIN:
         return [(i18n.GRADER_DOMAIN, text) for module in grader_modules() for text in code_strings(module)]
+    a = spec.load(domain, root)
     out = markdown_entries(domain, root)
-    out += [(module.name, text) for module in translated_modules(domain, root) for text in code_strings(module)]
-    out += [("spec", text) for text in spec_strings(domain, root)]
-    seen: set[tuple[str, str]] = set()
-    return [x for x in out if not (x in seen or seen.add(x))]
+    for name in a.translation.get("modules", []):
+        out += [(Path(name).name, text) for text in code_strings(a.source_folder / name)]
+    out += [("spec", text) for check in a.checks for text in (check.prop, check.what)]
+    return list(dict.fromkeys(out))
 
 
 def grader_modules() -> list[Path]:
@@ -118,8 +98,7 @@ def sync(lang: str, root: Path | None = None) -> dict[str, int]:
                 if "fuzzy" not in old.flags:
                     old.flags.append("fuzzy")
                     # confirm() refuses the old words unless told the English change needs none.
-                    old.comment = "\n".join([*(old.comment or "").splitlines(),
-                                             STALE_PREFIX + i18n.source_hash(old.msgstr)])
+                    i18n.set_comment_value(old, STALE_PREFIX, i18n.source_hash(old.msgstr))
                 counts["fuzzy"] += 1
                 continue
             entry = polib.POEntry(msgctxt=context, msgid=text, msgstr="")
@@ -164,12 +143,10 @@ def confirm(lang: str, domain: str, contexts: list[str], root: Path | None = Non
     for entry in po:
         if entry.obsolete or (entry.msgctxt or "") not in contexts or not entry.msgstr.strip():
             continue
-        lines = (entry.comment or "").splitlines()
-        flagged = [line[len(STALE_PREFIX):] for line in lines if line.startswith(STALE_PREFIX)]
-        if flagged and flagged[0] == i18n.source_hash(entry.msgstr) and not unchanged:
+        if i18n.comment_value(entry, STALE_PREFIX) == i18n.source_hash(entry.msgstr) and not unchanged:
             raise Unchanged(f"{domain} [{entry.msgctxt}]: the translation was not edited since the English changed "
                             "(translate it, or confirm with --unchanged if the new English needs no new words)")
-        entry.comment = "\n".join(line for line in lines if not line.startswith(STALE_PREFIX))
+        i18n.set_comment_value(entry, STALE_PREFIX, None)
         if "fuzzy" in entry.flags:
             entry.flags.remove("fuzzy")
         entry.previous_msgid = None
