@@ -223,7 +223,12 @@ class Backend:
                     continue
                 owner = sub.name[1:].split("-", 1)[0]
                 if owner.isdigit() and not _alive(int(owner)):
-                    Group(self, {k: v / sub.name for k, v in self.root.dirs.items()}).remove()
+                    try:
+                        Group(self, {k: v / sub.name for k, v in self.root.dirs.items()}).remove()
+                    except OSError as exc:
+                        # Another grading process (a Dask worker starting beside this one) may be
+                        # sweeping the same leftovers; whoever gets there first removes them.
+                        log.debug("sweeping %s: %s", sub.name, exc)
 
 
 def _alive(pid: int) -> bool:
