@@ -67,12 +67,17 @@ if not os.environ.get("CNN_STOCK_NBGRADER"):
         LimitOutput,
         OverwriteCells,
         OverwriteKernelspec,
-        SaveAutoGrades,
     )
 
     from cnngrader.glue.feedback import FeedbackSummary, OfflineFeedbackExporter
     from cnngrader.glue.pipeline import install
-    from cnngrader.glue.preprocessors import RestoreCells, SandboxedExecute, SanitizeOutputs, TrustedVerdicts
+    from cnngrader.glue.preprocessors import (
+        RestoreCells,
+        SandboxedExecute,
+        SanitizeOutputs,
+        SaveAutoGradesOnce,
+        TrustedVerdicts,
+    )
 
     # `nbgrader autograde`, its API and formgrader build the hardened converter.
     install()
@@ -96,7 +101,7 @@ if not os.environ.get("CNN_STOCK_NBGRADER"):
         ClearMetadataPreprocessor,
         LimitOutput,
         SanitizeOutputs,
-        SaveAutoGrades,
+        SaveAutoGradesOnce,
         AssignLatePenalties,
         # CheckCellMetadata already ran while sanitizing; nothing after it changes metadata.
     ]
