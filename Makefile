@@ -17,6 +17,9 @@ LAB_ARGS ?=
 # The edition `make lab` opens: en or zh (LANG=zh... also selects zh); empty: JupyterLab as it is.
 EDITION ?=
 ROSTER ?= roster.csv
+# make grade ENGINE=dask grades through dask.distributed: on SCHEDULER if given, else on a LocalCluster.
+ENGINE ?=
+SCHEDULER ?=
 
 .PHONY: help venv system-deps hidden-data release validate demo grade feedback export report figures visible-accuracy \
         summary test test-fast lint lab formgrader checks-data exchange publish collect return-feedback roster \
@@ -57,8 +60,8 @@ validate: venv hidden-data  ## nbgrader validate on every edition's source noteb
 demo: venv system-deps release  ## the whole course on bundled examples, in demo/ (never touches the class)
 	$(CNN) demo
 
-grade: venv system-deps hidden-data  ## grade everything in submitted/ in parallel; exit 3 = some need attention
-	$(CNN) grade --assignment $(ASSIGNMENT) --jobs $(JOBS)
+grade: venv system-deps hidden-data  ## grade submitted/ in parallel; ENGINE=dask [SCHEDULER=tcp://host:8786]: through Dask (docs/scale.md); exit 3 = some need attention
+	$(CNN) grade --assignment $(ASSIGNMENT) --jobs $(JOBS) $(if $(ENGINE),--engine $(ENGINE)) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 feedback: venv  ## HTML feedback for every graded student (self-contained, no hidden test source)
 	nbgrader generate_feedback $(ASSIGNMENT) --force
@@ -110,7 +113,7 @@ test-fast: venv  ## the fast subset (unit tests, no grading runs), in seconds
 lint: venv  ## ruff
 	ruff check .
 
-bench: venv system-deps hidden-data  ## stock nbgrader vs hardened parallel grading on N submissions
+bench: venv system-deps hidden-data  ## stock nbgrader vs hardened grading, local and Dask, on N submissions (side by side)
 	$(CNN) bench --n $(N) --jobs $(JOBS)
 
 accuracy: venv system-deps hidden-data  ## mutants caught, variants passed, isolation holding

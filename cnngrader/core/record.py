@@ -145,6 +145,11 @@ class Record:
     autograde_seconds: float | None = None
     grading_seconds: float | None = None
     retried_alone: bool = False
+    # where it was graded: "local", or "dask" with the worker and how many workers it took
+    engine: str = "local"
+    worker: str | None = None
+    attempts: int = 1
+    bundle: str | None = None
     schema: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -187,6 +192,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "function_cpu_seconds": (dict,), "limits_hit": (dict,), "wall_timeouts": (list,), "errors": (list,),
     "verdict_wait_seconds": (int, float, type(None)), "autograde_seconds": (int, float, type(None)),
     "grading_seconds": (int, float, type(None)), "retried_alone": (bool,), "schema": (int,),
+    "engine": (str,), "worker": (str, type(None)), "attempts": (int,), "bundle": (str, type(None)),
     "student": (str,), "assignment": (str,),
 }
 

@@ -336,6 +336,31 @@ def _needs_retry(assignment: str, student: str) -> bool:
     return bool(rec and rec.wall_timeouts)
 
 
+def _grade_with_dask(root: Path, args: argparse.Namespace, students: list[str], jobs: int, db_url: str,
+                     limits: Limits) -> bool:
+    """Grade through Dask and say what happened; False when the workers refused the batch."""
+    from cnngrader.tools import dask_engine
+
+    try:
+        rep = dask_engine.grade(root, args.assignment, students, db_url=db_url, limits=limits,
+                                scheduler=args.scheduler, jobs=jobs, force=args.force,
+                                allow_no_sandbox=args.allow_no_sandbox, progress=not args.no_progress)
+    except dask_engine.SandboxUnavailable as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return False
+    lines = dask_engine.summary_lines(rep)
+    print("\n".join(lines[:1] + [line for line in lines[1:] if line.startswith("retried")]))
+    for line in lines[1:]:
+        if not line.startswith("retried"):
+            print(line, file=sys.stderr)
+    if rep.refused:
+        missing = [s for s in students if s not in rep.graded and s not in rep.skipped and s not in rep.failed]
+        print(f"ERROR: the batch stopped: {clean(rep.refused, 600)}\n{len(missing)} submission(s) were not "
+              "graded; rerun once the workers are fixed (only those are graded).", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Grade all submissions in parallel with hardened nbgrader.")
     parser.add_argument("--assignment", default=None, help="assignment id (default: the course's first)")
@@ -347,6 +372,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-summary", action="store_true", help="do not print the score table")
     parser.add_argument("--summary-only", action="store_true",
                         help="print the table for the graded students without grading")
+    parser.add_argument("--engine", choices=("local", "dask"), default=os.environ.get("CNN_ENGINE") or "local",
+                        help="local worker processes (default), or dask.distributed (docs/scale.md)")
+    parser.add_argument("--scheduler", default=os.environ.get("CNN_SCHEDULER") or None,
+                        help="Dask scheduler address, e.g. tcp://host:8786 (default: a LocalCluster of --jobs workers)")
+    parser.add_argument("--force", action="store_true",
+                        help="dask: grade again submissions already graded with the same bundle and files")
+    parser.add_argument("--allow-no-sandbox", action="store_true",
+                        help="dask: let workers without bubblewrap grade (records say SANDBOX OFF)")
     args = parser.parse_args(argv)
 
     root = paths.course_root()
@@ -369,9 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     from cnngrader.sandbox.bwrap import warn_if_off
 
     ensure_current(assignment=assignment)
-    if not warn_if_off():
+    if args.engine == "dask":
+        pass  # the workers grade, and each reports its own sandbox before any work
+    elif not warn_if_off():
         print("WARNING: grading WITHOUT the bubblewrap sandbox (see above).", file=sys.stderr)
-    if not cgroups.warn_if_off():
+    if args.engine == "local" and not cgroups.warn_if_off():
         print("WARNING: grading WITHOUT per-submission cgroups (CGROUPS OFF, see above).", file=sys.stderr)
     limits = for_assignment(from_course(root), assignment)
     started = time.monotonic()
@@ -384,10 +419,15 @@ def main(argv: list[str] | None = None) -> int:
         return NEEDS_ATTENTION if listing.set_aside else 1
     students = listing.students
     used = min(jobs, len(students))
-    outcomes = grade_all(root, args.assignment, students, used, db_url, limits, not args.no_progress)
-    annotate(args.assignment, outcomes)
-    # A wall-clock timeout with other students running may be the machine's fault: grade those again alone.
-    retry = [s for s in students if used > 1 and outcomes[s].ok and _needs_retry(args.assignment, s)]
+    retry: list[str] = []
+    refused = False
+    if args.engine == "dask":
+        refused = not _grade_with_dask(root, args, students, jobs, db_url, limits)
+    else:
+        outcomes = grade_all(root, args.assignment, students, used, db_url, limits, not args.no_progress)
+        annotate(args.assignment, outcomes)
+        # A wall-clock timeout with other students running may be the machine's fault: grade those again alone.
+        retry = [s for s in students if used > 1 and outcomes[s].ok and _needs_retry(args.assignment, s)]
     if retry:
         print(f"retrying alone after a wall-clock timeout under load: {', '.join(clean(s) for s in retry)}",
               file=sys.stderr)
@@ -407,8 +447,13 @@ def main(argv: list[str] | None = None) -> int:
                reasons_for(args.assignment, everyone), assignment)
         print(f"wrote {root / 'grades.csv'} and {root / 'grades_by_function.csv'}")
     elapsed = time.monotonic() - started
-    print(f"graded {len(students)} submissions with {used} jobs in {elapsed:.1f} s")
+    if args.engine == "dask":
+        print(f"graded {len(students)} submissions with the Dask engine in {elapsed:.1f} s")
+    else:
+        print(f"graded {len(students)} submissions with {used} jobs in {elapsed:.1f} s")
     attention = [s for s in students if reasons.get(s)] + listing.set_aside
+    if refused:
+        return 1
     if attention:
         print(f"{len(attention)} submission(s) need attention (see the notes column)", file=sys.stderr)
         return NEEDS_ATTENTION
