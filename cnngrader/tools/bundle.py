@@ -95,7 +95,7 @@ def gradebook_definition(db_url: str, course_id: str, assignment: str) -> dict[s
     """What the gradebook knows of ``assignment`` (notebooks, cells, due date), as plain sorted data."""
     from nbgrader.api import Gradebook
 
-    with Gradebook(db_url, course_id) as gb:
+    with Gradebook(paths.normalise_db_url(db_url), course_id) as gb:
         a = gb.find_assignment(assignment)
         notebooks = {}
         for nb in a.notebooks:

@@ -357,7 +357,8 @@ def _write_autograded(root: Path, assignment: str, student: str, files: list[tup
 
 def _store_scores(gb: Any, assignment: str, student: str, scores: dict[str, Any]) -> None:
     """Write one student's automatic scores: exactly what the worker's private gradebook holds."""
-    from nbgrader.api import MissingEntry
+    from nbgrader.api import Comment, Grade, MissingEntry
+    from sqlalchemy.orm import selectinload
 
     try:
         gb.find_student(student)
@@ -367,16 +368,19 @@ def _store_scores(gb: Any, assignment: str, student: str, scores: dict[str, Any]
     submission = gb.update_or_create_submission(assignment, student, timestamp=stamp)
     for nb in submission.notebooks:
         got = scores["notebooks"].get(nb.name)
+        # One query each for the notebook's grades and comments, with their cells (names) loaded.
+        grades = gb.db.query(Grade).options(selectinload(Grade.cell)).filter(Grade.notebook_id == nb.id).all()
+        comments = gb.db.query(Comment).options(selectinload(Comment.cell)).filter(Comment.notebook_id == nb.id)
         if got is None:
-            for grade in nb.grades:
+            for grade in grades:
                 grade.auto_score, grade.needs_manual_grade = 0, True
             continue
-        for grade in nb.grades:
+        for grade in grades:
             auto, manual = got["grades"].get(grade.name, [0, True])
             grade.auto_score = auto
             # A human's score stays, and keeps the cell in the review queue (as nbgrader does).
             grade.needs_manual_grade = bool(manual) or grade.manual_score is not None
-        for comment in nb.comments:
+        for comment in comments:
             comment.auto_comment = got["comments"].get(comment.name)
         nb.late_submission_penalty = got.get("late_penalty")
     gb.db.commit()
