@@ -202,3 +202,61 @@ def test_save_autogrades_once_writes_what_nbgrader_writes(tmp_path, monkeypatch)
     assert once == stock
     assert stock["grades"]["t1"] == (2.0, False) and stock["grades"]["t2"][1] is True
     assert stock["comments"] == {"s1": "No response.", "s2": None}
+
+
+def _stage(tmp_path: Path, make: object) -> tuple[Path, list[str]]:
+    """Stage a submission folder built by ``make(folder)`` next to a one-notebook release."""
+    from nbformat.v4 import new_notebook, writes
+
+    from cnngrader.sandbox.limits import from_config
+    from cnngrader.sandbox.staging import stage
+
+    release = tmp_path / "release" / "hw.ipynb"
+    release.parent.mkdir(parents=True)
+    release.write_text(writes(new_notebook()))
+    src = tmp_path / "sub"
+    src.mkdir()
+    make(src)  # type: ignore[operator]
+    result = stage(src, tmp_path / "staged", [release], from_config(None), "ann")
+    return tmp_path / "staged", [str(n) for n in result.attention]
+
+
+def test_a_folder_named_like_the_notebook_is_graded_as_blank(tmp_path):
+    """A directory called hw.ipynb does not stop staging: the blank release takes its place, with a note."""
+    staged, notes = _stage(tmp_path, lambda d: (d / "hw.ipynb").mkdir())
+    assert (staged / "hw.ipynb").is_file()
+    assert any("is not a notebook file" in n for n in notes)
+
+
+@pytest.mark.parametrize("make", [
+    lambda d: (d / "timestamp.txt").mkdir(),
+    lambda d: (d / "timestamp.txt").write_text("2024-01-01 00:00:00 /proc/self/mem"),
+    lambda d: (d / "timestamp.txt").write_text("2024-01-01 00:00:00 ../../gradebook.db"),
+], ids=["folder", "zone-path", "relative-zone-path"])
+def test_a_strange_timestamp_means_no_time_not_a_crash(tmp_path, make):
+    """A folder, or a zone that is a path, leaves the submission without a time and says so."""
+    staged, notes = _stage(tmp_path, make)
+    assert not (staged / "timestamp.txt").exists()
+    assert any("timestamp.txt could not be read" in n for n in notes)
+
+
+def test_kernel_launcher_keeps_the_standard_library_first(tmp_path):
+    """A student's random.py in the kernel's folder cannot shadow the standard library, yet the
+    folder's own modules stay importable once IPython sets up the path."""
+    import subprocess
+    import sys
+
+    (tmp_path / "random.py").write_text("raise SystemExit('shadowed')\n")
+    (tmp_path / "own_module.py").write_text("VALUE = 7\n")
+    code = bwrap._LAUNCHER.replace(
+        "from ipykernel import kernelapp\nkernelapp.launch_new_instance()\n",
+        "import tempfile, random\n"
+        "from IPython.core.shellapp import InteractiveShellApp\n"
+        "InteractiveShellApp().init_path()\n"
+        "import own_module\n"
+        "print(random.__file__, own_module.VALUE)\n")
+    assert code != bwrap._LAUNCHER
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    path, value = proc.stdout.split()
+    assert not path.startswith(str(tmp_path)) and value == "7"

@@ -335,9 +335,12 @@ class SandboxedKernelManager(AsyncKernelManager):
 
 #: ipykernel_launcher, minus the debugger: ipykernel imports debugpy whenever it can (0.12 s of
 #: CPU per kernel), and nobody debugs a grading kernel.
-# Like `python -m`, `python -c` puts the working folder first on sys.path, so the notebook
-# imports its own modules (cnn_checks) as before.
+# `python -c` puts the working folder (the submission's files) first on sys.path, where a student's
+# random.py would shadow the standard library as ipykernel starts. ipykernel_launcher removes it;
+# IPython then adds the folder back after the standard library, so the notebook still imports
+# its own modules (cnn_checks).
 _LAUNCHER = ("import sys\n"
+             "if sys.path and sys.path[0] == '': del sys.path[0]\n"
              "sys.modules['debugpy'] = None\n"
              "from ipykernel import kernelapp\n"
              "kernelapp.launch_new_instance()\n")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import stat
 from collections import defaultdict
@@ -189,6 +190,12 @@ def _check_notebook(dest: Path, notebook_name: str, release: Path, result: Stage
     import nbformat
 
     notebook = dest / notebook_name
+    if notebook.is_symlink() or (notebook.exists() and not notebook.is_file()):
+        # A folder named like the notebook: staging copied it as a folder, not a notebook.
+        shutil.rmtree(notebook) if notebook.is_dir() and not notebook.is_symlink() else notebook.unlink()
+        result.attention.append(Msg("{name} is not a notebook file: graded as blank", name=notebook_name))
+        shutil.copyfile(release, notebook)
+        return
     if not notebook.exists():
         others = sorted(clean(p.name, 60) for p in dest.glob("*.ipynb"))
         found = Msg(" (found: {names})", names=", ".join(others[:5])) if others else ""
@@ -206,15 +213,21 @@ def _check_notebook(dest: Path, notebook_name: str, release: Path, result: Stage
 
 def _check_timestamp(dest: Path, result: StageResult) -> None:
     path = dest / TIMESTAMP
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return
     from nbgrader.utils import parse_utc
 
     try:
+        if path.is_symlink() or not path.is_file():
+            raise ValueError("not a file")
         text = path.read_text(encoding="utf-8").strip()
-        if len(text) > 64:
-            raise ValueError("too long")
+        # A date, a time and a zone name or offset; never a path (dateutil would open it as a zone file).
+        if len(text) > 64 or not re.fullmatch(r"[0-9A-Za-z :.,+\-_]*", text):
+            raise ValueError("not a timestamp")
         parse_utc(text)
-    except (ValueError, UnicodeDecodeError, OverflowError):
-        path.unlink()
+    except Exception:  # noqa: BLE001 - whatever the student wrote, the submission just has no time
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
         result.attention.append(Msg("timestamp.txt could not be read: the submission has no time"))

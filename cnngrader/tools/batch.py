@@ -345,8 +345,8 @@ def _grade_with_dask(root: Path, args: argparse.Namespace, students: list[str], 
         rep = dask_engine.grade(root, args.assignment, students, db_url=db_url, limits=limits,
                                 scheduler=args.scheduler, jobs=jobs, force=args.force,
                                 allow_no_sandbox=args.allow_no_sandbox, progress=not args.no_progress)
-    except dask_engine.SandboxUnavailable as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
+    except dask_engine.WorkerSetupError as exc:
+        print("ERROR: " + "\n".join(clean(line, 600) for line in str(exc).splitlines()), file=sys.stderr)
         return False
     lines = dask_engine.summary_lines(rep)
     print("\n".join(lines[:1] + [line for line in lines[1:] if line.startswith("retried")]))

@@ -60,7 +60,11 @@ ALLOWED_FAILURES = 2
 MAX_RESULT_BYTES = 64 << 20
 
 
-class SandboxUnavailable(RuntimeError):
+class WorkerSetupError(RuntimeError):
+    """Workers set up in a way that cannot grade safely: the batch stops before any work."""
+
+
+class SandboxUnavailable(WorkerSetupError):
     """A worker where bubblewrap cannot run (and the client did not allow grading without it)."""
 
 
@@ -93,6 +97,8 @@ class BundlePlugin(_plugin_base()):  # type: ignore[misc]
         self.data, self.sha256 = data, sha256
 
     def setup(self, worker: Any = None) -> None:
+        # One batch at a time per worker: an older bundle is not kept around.
+        _BUNDLES.clear()
         _BUNDLES[self.sha256] = self.data
 
 
@@ -115,18 +121,17 @@ def _course(data: bytes, sha256: str) -> dict[str, Any]:
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
 
-    from cnngrader.glue import preprocessors
-    from cnngrader.sandbox.limits import from_config
+    from cnngrader.core import spec
+    from cnngrader.glue import pipeline, preprocessors
+    from cnngrader.sandbox.limits import for_assignment, from_config
 
     # nbgrader's gradebook code triggers harmless SQLAlchemy autoflush warnings on every submission.
     warnings.filterwarnings("ignore", message=r"Object of type <Submitted\w+> not in session")
-    manifest = bundles.verify(data, sha256)
     current = _STATE.get("course")
-    if current and current["sha256"] == sha256:
-        return current
-    base = Path(tempfile.gettempdir()) / "cnn-worker" / f"{os.getpid()}-{sha256[:16]}"
-    if base.exists():
-        shutil.rmtree(base)
+    if current and current["sha256"] == sha256 and current["data"] is data:
+        return current  # this very object was verified when the course was built
+    manifest = bundles.verify(data, sha256)
+    base = Path(tempfile.mkdtemp(prefix=f"cnn-worker-{sha256[:12]}-")) / "course"
     bundles.extract(data, manifest, base)
     # Nothing in this process may reach the class's gradebook or exchange, whatever its environment says.
     for name in ("CNN_DB_URL", "CNN_EXCHANGE", "CNN_HIDDEN_DATA"):
@@ -139,11 +144,13 @@ def _course(data: bytes, sha256: str) -> dict[str, Any]:
     config.CourseDirectory.db_url = f"sqlite:///{base / 'gradebook.db'}?timeout=60"
     # The per-process caches are keyed by assignment name; another bundle may mean other data.
     preprocessors.hidden_data.cache_clear()
+    pipeline._DUE_DATES_APPLIED.clear()
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     if current:
-        shutil.rmtree(current["root"], ignore_errors=True)
-    _STATE["course"] = {"sha256": sha256, "root": base, "api": api, "manifest": manifest,
-                        "db_url": config.CourseDirectory.db_url, "limits": from_config(config)}
+        shutil.rmtree(current["root"].parent, ignore_errors=True)
+    limits = for_assignment(from_config(config), spec.load(manifest["assignment"], base))
+    _STATE["course"] = {"sha256": sha256, "data": data, "root": base, "api": api, "manifest": manifest,
+                        "db_url": config.CourseDirectory.db_url, "limits": limits}
     return _STATE["course"]
 
 
@@ -173,6 +180,13 @@ def read_tree(folder: Path, limit: int = MAX_RESULT_BYTES) -> list[tuple[str, by
                 raise ValueError(f"more than {limit >> 20} MiB under {folder.name}")
             out.append((path.relative_to(folder).as_posix(), path.read_bytes()))
     return out
+
+
+def result_cap(limits: Any) -> int:
+    """Most bytes a staged or autograded submission folder can hold: files within the caps, the
+    release notebooks put back, and the outputs grading adds."""
+    return (limits.max_submission_bytes + 4 * limits.max_upload_file_bytes
+            + 4 * limits.max_notebook_output_bytes + (16 << 20))
 
 
 def _scores(db_url: str, assignment: str, student: str) -> dict[str, Any]:
@@ -243,7 +257,7 @@ def grade_task(sha256: str, assignment: str, student: str, files: list[tuple[str
             return {
                 "ok": ok,
                 "record": rec.to_json(),
-                "autograded": read_tree(root / "autograded" / student / assignment),
+                "autograded": read_tree(root / "autograded" / student / assignment, result_cap(course["limits"])),
                 "scores": _scores(course["db_url"], assignment, student),
             }
         finally:
@@ -306,7 +320,7 @@ def pack(root: Path, assignment: str, student: str, limits: Any) -> Packed:
     releases = sorted((root / "release" / assignment).glob("*.ipynb"))
     with tempfile.TemporaryDirectory(prefix="cnn-pack-") as tmp:
         result = stage(root / "submitted" / student / assignment, Path(tmp) / "s", releases, limits, student)
-        files = read_tree(Path(tmp) / "s")
+        files = read_tree(Path(tmp) / "s", result_cap(limits))
     digest = hashlib.sha256()
     for name, blob in files:
         digest.update(name.encode() + b"\0" + hashlib.sha256(blob).digest())
@@ -320,14 +334,14 @@ def ledger_path(root: Path, assignment: str) -> Path:
 
 
 def read_ledger(root: Path, assignment: str) -> dict[str, tuple[str, str]]:
-    """``student -> (bundle, submission hash)`` of the last grading the client finished writing."""
+    """``student -> (ledger key, submission hash)`` of the last grading the client finished writing."""
     done: dict[str, tuple[str, str]] = {}
     try:
         with open(ledger_path(root, assignment), encoding="utf-8") as fh:
             for line in fh:
                 try:
                     entry = json.loads(line)
-                    done[str(entry["student"])] = (str(entry["bundle"]), str(entry["submission"]))
+                    done[str(entry["student"])] = (str(entry["key"]), str(entry["submission"]))
                 except (ValueError, KeyError, TypeError):
                     continue  # a line cut short when the client was stopped
     except FileNotFoundError:
@@ -335,13 +349,23 @@ def read_ledger(root: Path, assignment: str) -> dict[str, tuple[str, str]]:
     return done
 
 
-def _append_ledger(root: Path, assignment: str, student: str, bundle_sha: str, submission: str) -> None:
+def ledger_key(bundle_sha: str, db_url: str) -> str:
+    """What a ledger line vouches for: this bundle, written into this gradebook."""
+    return hashlib.sha256(f"{bundle_sha}\0{db_url}".encode()).hexdigest()
+
+
+def _append_ledger(root: Path, assignment: str, student: str, key: str, submission: str) -> None:
     path = ledger_path(root, assignment)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"student": student, "bundle": bundle_sha, "submission": submission}) + "\n")
+        fh.write(json.dumps({"student": student, "key": key, "submission": submission}) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _graded_with(root: Path, assignment: str, student: str, bundle_sha: str) -> bool:
+    rec = record.load(assignment, student, root)
+    return rec is not None and rec.status == "graded" and rec.bundle == bundle_sha
 
 
 def _write_autograded(root: Path, assignment: str, student: str, files: list[tuple[str, bytes]]) -> None:
@@ -365,7 +389,8 @@ def _store_scores(gb: Any, assignment: str, student: str, scores: dict[str, Any]
     except MissingEntry:
         gb.add_student(student)
     stamp = datetime.fromisoformat(scores["timestamp"]) if scores.get("timestamp") else None
-    submission = gb.update_or_create_submission(assignment, student, timestamp=stamp)
+    # As nbgrader does: a submission without a time keeps the one the gradebook has.
+    submission = gb.update_or_create_submission(assignment, student, **({"timestamp": stamp} if stamp else {}))
     for nb in submission.notebooks:
         got = scores["notebooks"].get(nb.name)
         # One query each for the notebook's grades and comments, with their cells (names) loaded.
@@ -382,11 +407,27 @@ def _store_scores(gb: Any, assignment: str, student: str, scores: dict[str, Any]
             grade.needs_manual_grade = bool(manual) or grade.manual_score is not None
         for comment in comments:
             comment.auto_comment = got["comments"].get(comment.name)
-        nb.late_submission_penalty = got.get("late_penalty")
     gb.db.commit()
 
 
-def _store(root: Path, db_url: str, assignment: str, student: str, result: dict[str, Any], attempts: int) -> None:
+def course_config(root: Path) -> Any:
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+
+def _late_penalties(db_url: str, assignment: str, student: str, notebooks: list[str], config: Any) -> None:
+    """nbgrader's own late penalty, on the real gradebook: its extensions and manual scores count."""
+    from nbformat.v4 import new_notebook
+    from nbgrader.preprocessors import AssignLatePenalties
+
+    for name in notebooks:
+        resources = {"nbgrader": {"notebook": name, "assignment": assignment, "student": student, "db_url": db_url}}
+        AssignLatePenalties(config=config).preprocess(new_notebook(), resources)
+
+
+def _store(root: Path, db_url: str, assignment: str, student: str, result: dict[str, Any], attempts: int,
+           config: Any) -> None:
     from nbgrader.api import Gradebook
 
     rec = record.Record.from_json(result["record"])
@@ -398,6 +439,7 @@ def _store(root: Path, db_url: str, assignment: str, student: str, result: dict[
     _write_autograded(root, assignment, student, result["autograded"])
     with Gradebook(db_url, paths.course_id(root)) as gb:
         _store_scores(gb, assignment, student, result["scores"])
+    _late_penalties(db_url, assignment, student, sorted(result["scores"]["notebooks"]), config)
     record.save(rec, root)
 
 
@@ -431,6 +473,8 @@ def student_of(key: str) -> str:
 
 def _retry_alone(client: Any, sha256: str, root: Path, db_url: str, assignment: str,
                  report: DaskReport, allow_no_sandbox: bool) -> None:
+    from concurrent.futures import CancelledError
+
     """Grade again, one at a time, anyone whose function hit the wall-clock backstop while others ran.
 
     As in the local engine: a wall-clock timeout under load may be the
@@ -440,17 +484,19 @@ def _retry_alone(client: Any, sha256: str, root: Path, db_url: str, assignment: 
         rec = record.load(assignment, student, root)
         if rec is None or not rec.wall_timeouts:
             continue
-        packed = pack(root, assignment, student, _limits_of(root, assignment))
         try:
+            packed = pack(root, assignment, student, _limits_of(root, assignment))
             result = client.submit(grade_task, sha256, assignment, student, packed.files, packed.notes,
                                    allow_no_sandbox, key=task_key(student),
-                                   pure=False).result()
-            _store(root, db_url, assignment, student, result, 1)
-        except Exception as exc:  # noqa: BLE001 - the first grading stands
-            log.warning("retrying %s alone failed: %s", clean(student), exc)
+                                   pure=False).result(timeout=_limits_of(root, assignment).student_timeout_seconds * 4)
+            if not result.get("ok"):
+                continue  # the first grading stands
+            _store(root, db_url, assignment, student, result, 1, course_config(root))
+        except (Exception, CancelledError) as exc:  # noqa: BLE001 - the first grading stands
+            log.warning("retrying %s alone failed: %s", clean(student), clean(str(exc), 300))
             continue
         record.update(assignment, student, root, retried_alone=True)
-        _append_ledger(root, assignment, student, sha256, packed.sha256)
+        _append_ledger(root, assignment, student, ledger_key(sha256, db_url), packed.sha256)
 
 
 def _limits_of(root: Path, assignment: str) -> Any:
@@ -480,6 +526,12 @@ def start_client(scheduler: str | None, jobs: int) -> tuple[Any, Any]:
 def check_workers(client: Any, allow_no_sandbox: bool) -> dict[str, dict]:
     """Every worker's status; :class:`SandboxUnavailable` when one cannot sandbox (unless allowed)."""
     statuses = client.run(worker_status)
+    threads = {addr: n for addr, n in client.nthreads().items() if n != 1}
+    if threads:
+        # Grading uses the process's working folder and environment, and a worker's death must be
+        # blamed on the one submission it was grading.
+        raise WorkerSetupError("Dask workers must run one thread each (dask worker --nthreads 1 --nworkers N); "
+                               + ", ".join(f"{a} has {n}" for a, n in sorted(threads.items())))
     broken = {addr: s["reason"] for addr, s in statuses.items() if not s["sandbox"]}
     if broken and not allow_no_sandbox:
         lines = "\n".join(f"  {addr}: {reason}" for addr, reason in sorted(broken.items()))
@@ -499,13 +551,25 @@ def grade(root: Path, assignment: str, students: list[str], *, db_url: str, limi
     ``on_start(client)`` and ``on_result(client, student)`` let a caller watch
     (or, in the fault tests, disturb) the cluster.
     """
+    from concurrent.futures import CancelledError
+
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
     from tqdm import tqdm
 
+    from cnngrader.glue.term import CnnTerm, apply_due_dates, due_dates
+
+    if allow_no_sandbox and not scheduler:
+        # Unsandboxed student code on this machine could reach the local scheduler, and through it
+        # the client that holds the gradebook.
+        raise WorkerSetupError("--allow-no-sandbox needs --scheduler: a local cluster never grades unsandboxed")
     started = time.monotonic()
     report = DaskReport()
     db_url = paths.normalise_db_url(db_url)
+    config = course_config(root)
+    if assignment in due_dates(CnnTerm(config=config)):
+        # As the local engine does: the configured due date is the gradebook's (lateness is decided there).
+        apply_due_dates(db_url, paths.course_id(root), config)
     made = bundles.build(root, assignment, db_url)
     report.bundle = made.sha256
     client, cluster = start_client(scheduler, jobs)
@@ -518,6 +582,14 @@ def grade(root: Path, assignment: str, students: list[str], *, db_url: str, limi
         window = 2 * threads + 2
         client.register_plugin(BundlePlugin(made.data, made.sha256), name=f"cnn-bundle-{made.sha256[:16]}")
         done = {} if force else read_ledger(root, assignment)
+        key = ledger_key(made.sha256, db_url)
+
+        def _fail(student: str, reason: str) -> None:
+            report.failed[student] = reason
+            try:
+                _store_failure(root, db_url, assignment, student, reason)
+            except Exception as exc:  # noqa: BLE001 - the summary still says it; the batch goes on
+                log.error("could not record the failure of %s: %s", clean(student), clean(str(exc), 300))
         bar = tqdm(total=len(students), unit="sub", desc=f"grading (dask, {threads} workers)",
                    disable=not progress, file=sys.stderr)
         queue: Iterator[str] = iter(students)
@@ -529,9 +601,13 @@ def grade(root: Path, assignment: str, students: list[str], *, db_url: str, limi
                 student = next(queue, None)
                 if student is None:
                     return
-                packed = pack(root, assignment, student, limits)
-                if done.get(student) == (made.sha256, packed.sha256) and \
-                        record.load(assignment, student, root) is not None:
+                try:
+                    packed = pack(root, assignment, student, limits)
+                except Exception as exc:  # noqa: BLE001 - one student's files must not stop the batch
+                    _fail(student, f"not graded: the submission could not be staged ({type(exc).__name__})")
+                    bar.update(1)
+                    continue
+                if done.get(student) == (key, packed.sha256) and _graded_with(root, assignment, student, made.sha256):
                     report.skipped.append(student)
                     bar.update(1)
                     continue
@@ -552,29 +628,28 @@ def grade(root: Path, assignment: str, students: list[str], *, db_url: str, limi
                 result = future.result()
             except KilledWorker:
                 attempts = lost
-                reason = (f"not graded: its grading ended {lost} workers in a row (a crash, or more than "
-                          f"{limits.student_timeout_seconds:g} s each time)")
-                _store_failure(root, db_url, assignment, student, reason)
-                report.failed[student] = reason
+                _fail(student, f"not graded: its grading ended {lost} workers in a row (a crash, or more than "
+                               f"{limits.student_timeout_seconds:g} s each time)")
             except (SandboxUnavailable, bundles.BundleError) as exc:
                 # A machine set up wrongly is not the student's fault: nothing is recorded, the batch stops.
                 report.refused = f"{type(exc).__name__}: {exc}"
                 client.cancel([f for f, _ in inflight.values()])
                 inflight.clear()
                 break
-            except Exception as exc:  # noqa: BLE001 - one submission's failure must not stop the batch
-                reason = f"not graded: the worker raised {type(exc).__name__}: {clean(str(exc), 200)}"
-                _store_failure(root, db_url, assignment, student, reason)
-                report.failed[student] = reason
+            except (Exception, CancelledError) as exc:  # noqa: BLE001 - one failure must not stop the batch
+                _fail(student, f"not graded: the worker raised {type(exc).__name__}: {clean(str(exc), 200)}")
             else:
                 try:
-                    _store(root, db_url, assignment, student, result, attempts)
-                    _append_ledger(root, assignment, student, made.sha256, packed.sha256)
-                    report.graded.append(student)
+                    _store(root, db_url, assignment, student, result, attempts, config)
+                    if result.get("ok") and result["record"].get("status") == "graded":
+                        _append_ledger(root, assignment, student, key, packed.sha256)
+                        report.graded.append(student)
+                    else:
+                        # Recorded as failed by the worker, and graded again on the next run.
+                        report.failed[student] = "autograde failed (see the record)"
                 except Exception as exc:  # noqa: BLE001 - recorded, the batch goes on
-                    reason = f"not graded: its result could not be stored ({type(exc).__name__}: {clean(str(exc), 200)})"
-                    report.failed[student] = reason
-                    _store_failure(root, db_url, assignment, student, reason)
+                    _fail(student, f"not graded: its result could not be stored "
+                                   f"({type(exc).__name__}: {clean(str(exc), 200)})")
             if attempts > 1:
                 report.retried[student] = attempts
             future.release()
