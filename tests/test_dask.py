@@ -282,5 +282,8 @@ def test_bundle_is_stable_and_holds_no_student(faults):
         con = sqlite3.connect(fh.name)
         assert con.execute("SELECT count(*) FROM student").fetchone()[0] == 0
         assert con.execute("SELECT count(*) FROM grade_cells").fetchone()[0] > 0
+        # The worker's OverwriteKernelspec needs the source's kernelspec, as the local engine has it.
+        (kernelspec,) = con.execute("SELECT kernelspec FROM notebook").fetchone()
+        assert json.loads(kernelspec)["name"] == "python3"
         con.close()
     assert paths.course_id(faults.course.root) == one.manifest["course"]

@@ -100,6 +100,8 @@ def gradebook_definition(db_url: str, course_id: str, assignment: str) -> dict[s
         notebooks = {}
         for nb in a.notebooks:
             notebooks[nb.name] = {
+                # The source's kernelspec: the worker's OverwriteKernelspec puts it back on each submission.
+                "kernelspec": nb.kernelspec,
                 "grade": sorted([c.name, c.max_score, c.cell_type] for c in nb.grade_cells),
                 "solution": sorted(c.name for c in nb.solution_cells),
                 "task": sorted([c.name, c.max_score, c.cell_type] for c in nb.task_cells),
@@ -129,7 +131,7 @@ def gradebook_template(definition: dict[str, Any], dest: Path) -> None:
         due = definition["duedate"]
         gb.update_or_create_assignment(name, duedate=datetime.fromisoformat(due) if due else None)
         for nb, cells in definition["notebooks"].items():
-            gb.update_or_create_notebook(nb, name)
+            gb.update_or_create_notebook(nb, name, kernelspec=cells.get("kernelspec"))
             for cell, points, kind in cells["grade"]:
                 gb.update_or_create_grade_cell(cell, nb, name, max_score=points, cell_type=kind)
             for cell in cells["solution"]:
