@@ -472,7 +472,7 @@ def student_of(key: str) -> str:
 
 
 def _retry_alone(client: Any, sha256: str, root: Path, db_url: str, assignment: str,
-                 report: DaskReport, allow_no_sandbox: bool) -> None:
+                 report: DaskReport, allow_no_sandbox: bool, limits: Any, config: Any) -> None:
     from concurrent.futures import CancelledError
 
     """Grade again, one at a time, anyone whose function hit the wall-clock backstop while others ran.
@@ -485,25 +485,18 @@ def _retry_alone(client: Any, sha256: str, root: Path, db_url: str, assignment: 
         if rec is None or not rec.wall_timeouts:
             continue
         try:
-            packed = pack(root, assignment, student, _limits_of(root, assignment))
+            packed = pack(root, assignment, student, limits)
             result = client.submit(grade_task, sha256, assignment, student, packed.files, packed.notes,
                                    allow_no_sandbox, key=task_key(student),
-                                   pure=False).result(timeout=_limits_of(root, assignment).student_timeout_seconds * 4)
+                                   pure=False).result(timeout=limits.student_timeout_seconds * 4)
             if not result.get("ok"):
                 continue  # the first grading stands
-            _store(root, db_url, assignment, student, result, 1, course_config(root))
+            _store(root, db_url, assignment, student, result, 1, config)
         except (Exception, CancelledError) as exc:  # noqa: BLE001 - the first grading stands
             log.warning("retrying %s alone failed: %s", clean(student), clean(str(exc), 300))
             continue
         record.update(assignment, student, root, retried_alone=True)
         _append_ledger(root, assignment, student, ledger_key(sha256, db_url), packed.sha256)
-
-
-def _limits_of(root: Path, assignment: str) -> Any:
-    from cnngrader.core import spec
-    from cnngrader.sandbox.limits import for_assignment, from_course
-
-    return for_assignment(from_course(root), spec.load(assignment, root))
 
 
 def start_client(scheduler: str | None, jobs: int) -> tuple[Any, Any]:
@@ -659,7 +652,7 @@ def grade(root: Path, assignment: str, students: list[str], *, db_url: str, limi
             feed()
         bar.close()
         if not report.refused:
-            _retry_alone(client, made.sha256, root, db_url, assignment, report, allow_no_sandbox)
+            _retry_alone(client, made.sha256, root, db_url, assignment, report, allow_no_sandbox, limits, config)
     finally:
         client.close()
         if cluster is not None:
